@@ -1,0 +1,28 @@
+# The two commands of the README, each creating .venv first if it is missing or stale:
+#   make repro   runs the DVC pipeline (dvc repro) on the built-in synthetic dataset
+#   make test    runs the test suite
+VENV := .venv
+STAMP := $(VENV)/.installed
+PYTHON ?= python3.11
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: repro test lock
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	pytest $(PYTEST_ARGS)
+
+# Exact versions of all ~200 packages; `make lock` refreshes the file from the venv.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+lock: $(STAMP)
+	$(VENV)/bin/python -m pip freeze --exclude-editable > requirements.lock

@@ -1,0 +1,25 @@
+"""Helpers for command-line entry points: user errors become one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from pipeline.io.images import ImageError
+
+USER_ERRORS = (FileNotFoundError, ValueError, ImageError, KeyError)
+
+
+def user_errors(main):
+    """Run ``main``; print errors a user can fix as ``error: ...`` and exit with status 1."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except USER_ERRORS as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapper

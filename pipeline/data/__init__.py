@@ -1,0 +1,1 @@
+"""Data preparation: importers, validation, splitting, the canonical manifest."""

@@ -1,0 +1,97 @@
+"""The prepare step: import a source, validate, split, write manifest + report.
+
+Outputs (each written atomically)::
+
+    out_dir/manifest.json    canonical manifest (pipeline/data/manifest.py)
+    out_dir/images/...       RGB images in displayed orientation (byte copies when the
+                             file already is 8-bit RGB JPEG/PNG without rotation, else PNG)
+    out_dir/rejected.json    every rejected sample with its reason code and message
+    out_dir/stats.json       class counts, image/box sizes, conversions, warnings
+    reports_dir/samples.png  sample grid with boxes; reports_dir/histograms.png
+    metrics_path             the headline counts, for `dvc metrics show`
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.data.manifest import Manifest
+from pipeline.data.records import Record
+from pipeline.data.sources import get_source, resolve_root
+from pipeline.data.split import assign_splits, ratios_from_config
+from pipeline.data.stats import compute_stats, save_histograms, save_sample_grid
+from pipeline.data.records import Sample
+from pipeline.data.validate import Policy, validate
+from pipeline.io.atomic import atomic_dir, atomic_write_json
+from pipeline.io.images import DecodedImage, read_image, save_png
+
+
+class DataError(ValueError):
+    """The dataset as a whole cannot be used (empty, or nothing accepted)."""
+
+
+def discover_classes(records: list[Record], task: str) -> list[str]:
+    usable = [r for r in records if r.problem is None]
+    if task == "classification":
+        return sorted({r.label for r in usable if r.label})
+    return sorted({c for r in usable for c in r.box_classes})
+
+
+class ImageWriter:
+    """Stores accepted images under ``folder/images`` and sets each sample's ``file``."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.used = folder, set()
+
+    def __call__(self, sample: Sample, image: DecodedImage, record: Record) -> None:
+        copy = record.image is not None and image.is_clean
+        name = sample.id if copy else str(Path(sample.id).with_suffix(".png"))
+        if name in self.used:
+            name = f"{sample.id}.png"
+        self.used.add(name)
+        target = self.folder / "images" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if copy:
+            shutil.copyfile(record.image, target)
+        else:
+            save_png(image.pixels, target)
+        sample.file = f"images/{name}"
+
+
+def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metrics_path: str | Path) -> dict:
+    """Run the whole prepare step for the ``data`` config ``cfg``; return the stats."""
+    source = get_source(cfg.format)
+    root = resolve_root(cfg)
+    records, declared = source.read(cfg, root)
+    where = root if root is not None else "the synthetic generator"
+    if not records:
+        raise DataError(f"{where}: no samples found for format {cfg.format}; expected {source.LAYOUT}")
+    classes = list(cfg.get("classes") or declared or discover_classes(records, source.TASK))
+    if not classes:
+        raise DataError(f"{where}: no class names found; set data.classes")
+    source_info = {"format": cfg.format, "root": str(cfg.get("root")) if root is not None else None}
+    with atomic_dir(out_dir) as tmp:
+        outcome = validate(records, source.TASK, classes, Policy.from_config(cfg), sink=ImageWriter(tmp),
+                           progress=lambda it: tqdm(it, desc="validate", unit="img"))
+        assert len(outcome.accepted) + len(outcome.rejected) == len(records)
+        if not outcome.accepted:
+            first = "; ".join(r.reason for r in outcome.rejected[:3])
+            raise DataError(f"{where}: all {len(records)} samples were rejected, e.g. {first}")
+        assign_splits(outcome.accepted, ratios_from_config(cfg.split), seed)
+        manifest = Manifest(source.TASK, classes, outcome.accepted, source_info, root=tmp)
+        stats = compute_stats(manifest, outcome, len(records))
+        manifest.write(tmp / "manifest.json")
+        atomic_write_json(tmp / "rejected.json", [r.to_json() for r in outcome.rejected])
+        atomic_write_json(tmp / "stats.json", stats)
+        with atomic_dir(reports_dir) as reports:
+            save_sample_grid(manifest, reports / "samples.png")
+            save_histograms(manifest, stats, reports / "histograms.png")
+    metrics = {k: stats[k] for k in ("found", "accepted", "rejected", "clipped_boxes", "exif_rotated")}
+    metrics.update({f"{split}_images": info["images"] for split, info in stats["splits"].items()})
+    metrics["classes"] = len(classes)
+    metrics["boxes"] = stats["boxes"]["count"]
+    atomic_write_json(metrics_path, metrics)
+    return stats

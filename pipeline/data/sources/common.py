@@ -1,0 +1,72 @@
+"""Helpers shared by the importers: safe paths, image listing, orphan detection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from pipeline.data.records import Record
+from pipeline.io.images import is_image_file
+
+
+def relkey(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted; hidden files skipped."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_image_file(Path(f))]
+    return sorted(found)
+
+
+def resolve_inside(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if it stays inside ``root``, else None (path traversal)."""
+    if not relative or os.path.isabs(relative):
+        return None
+    candidate = (root / relative).resolve()
+    return candidate if candidate.is_relative_to(root.resolve()) else None
+
+
+def image_record(root: Path, images_dir: Path, name: str, annotation: str) -> Record:
+    """A record for the image an annotation names, with the problem set if unusable."""
+    path = resolve_inside(images_dir, name)
+    if path is None:
+        key = f"{annotation}:{name}"
+        return Record(key=key, annotation=annotation, problem=(
+            "path_traversal",
+            f"{annotation}: image name {name!r} escapes the dataset folder {images_dir}; "
+            "annotations may only name files inside it",
+        ))
+    key = relkey(path, root.resolve())
+    if not path.is_file():
+        return Record(key=key, annotation=annotation, problem=(
+            "annotation_without_image",
+            f"{annotation}: names image {name!r} but {path} does not exist; add the image or "
+            "delete the annotation",
+        ))
+    return Record(key=key, image=path, annotation=annotation)
+
+
+def orphan_images(root: Path, images_dir: Path, referenced: Iterable[Path], expected: str,
+                  allow_unannotated: bool) -> list[Record]:
+    """Images nobody annotated: background images if allowed, else rejected."""
+    seen = {p.resolve() for p in referenced}
+    records = []
+    for path in list_images(images_dir):
+        if path.resolve() in seen:
+            continue
+        record = Record(key=relkey(path.resolve(), root.resolve()), image=path)
+        if not allow_unannotated:
+            record.problem = (
+                "image_without_annotation",
+                f"{path}: no annotation found ({expected}); annotate it, remove it, or set "
+                "data.allow_unannotated=true to keep it as a background image",
+            )
+        records.append(record)
+    return records

@@ -1,0 +1,63 @@
+"""Pascal VOC: ``annotations/*.xml`` next to ``images/`` (detection).
+
+VOC corners are 1-based inclusive pixel indices; in the pipeline's continuous
+coordinates that is ``[xmin - 1, ymin - 1, xmax, ymax]`` (as detectron2 reads them).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from pipeline.data.records import Record
+from pipeline.data.sources.common import image_record, orphan_images, relkey
+
+TASK = "detection"
+LAYOUT = "images/ with the pictures and annotations/ with one Pascal VOC .xml per image"
+
+
+def _number(node, tag: str) -> float:
+    text = node.findtext(tag)
+    if text is None:
+        raise ValueError(f"missing <{tag}>")
+    return float(text)
+
+
+def parse(xml_path: Path, root: Path, images_dir: Path) -> Record:
+    annotation = relkey(xml_path, root)
+    try:
+        tree = ET.parse(xml_path).getroot()
+    except ET.ParseError as exc:
+        return Record(key=annotation, annotation=annotation,
+                      problem=("bad_annotation", f"{annotation}: not valid XML ({exc})"))
+    name = tree.findtext("filename") or ""
+    record = image_record(root, images_dir, name.strip(), annotation)
+    size = tree.find("size")
+    if size is not None:
+        try:
+            w, h = int(_number(size, "width")), int(_number(size, "height"))
+            record.declared_size = (w, h) if w > 0 and h > 0 else None
+        except ValueError:
+            pass
+    for i, obj in enumerate(tree.iter("object")):
+        box = obj.find("bndbox")
+        try:
+            if box is None:
+                raise ValueError("missing <bndbox>")
+            coords = [_number(box, t) for t in ("xmin", "ymin", "xmax", "ymax")]
+        except ValueError as exc:
+            record.problem = record.problem or ("bad_annotation", f"{annotation}: object {i}: {exc}")
+            continue
+        record.boxes.append([coords[0] - 1, coords[1] - 1, coords[2], coords[3]])
+        record.box_classes.append((obj.findtext("name") or "").strip())
+    return record
+
+
+def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
+    images_dir = root / cfg.get("images_dir", "images")
+    annotations_dir = root / cfg.get("annotations_dir", "annotations")
+    records = [parse(p, root, images_dir) for p in sorted(annotations_dir.glob("*.xml"))]
+    records += orphan_images(root, images_dir, [r.image for r in records if r.image],
+                             f"expected {annotations_dir.name}/<name>.xml",
+                             cfg.get("allow_unannotated", False))
+    return records, None
