@@ -99,7 +99,7 @@ def box_frame(record: Record, image: DecodedImage, policy: Policy) -> str:
 
 def check_boxes(record: Record, image: DecodedImage, classes: dict[str, int], policy: Policy) -> tuple[np.ndarray, list[int], int]:
     """Boxes in displayed pixels (clipped), their class ids, and how many were clipped."""
-    where = record.annotation or record.key
+    where = f"{record.annotation} (image {record.key})" if record.annotation else record.key
     unknown = sorted({c for c in record.box_classes if c not in classes})
     if unknown:
         raise Reject("unknown_class", (

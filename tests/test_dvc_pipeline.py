@@ -1,0 +1,70 @@
+"""`dvc repro` and `dvc exp run` of the real dvc.yaml in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The working tree's files (tracked or not ignored), committed in a fresh git repo."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
+    dest = tmp_path / "repo"
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for name in ("data/prepared", "reports/prepare", "metrics/prepare.json", "dvc.lock"):
+        target = dest / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    run(["git", "init", "-q"], dest)
+    run(["python", "stages/sync_params.py", "data=synthetic_tiny"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
+    return dest
+
+
+def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
+    out = run(["dvc", "repro"], repo_copy)
+    assert "Running stage 'prepare'" in out
+    manifest = json.loads((repo_copy / "data/prepared/manifest.json").read_text())
+    assert len(manifest["samples"]) == 24 + 2
+    for name in ("stats.json", "rejected.json"):
+        assert (repo_copy / "data/prepared" / name).is_file()
+    for name in ("samples.png", "histograms.png"):
+        assert (repo_copy / "reports/prepare" / name).is_file()
+    metrics = json.loads((repo_copy / "metrics/prepare.json").read_text())
+    assert metrics["found"] == metrics["accepted"] + metrics["rejected"] == 26
+    again = run(["dvc", "repro"], repo_copy)
+    assert "Running stage" not in again and "didn't change" in again
+    shown = run(["dvc", "metrics", "show", "--json"], repo_copy)
+    assert '"accepted": 26' in shown.replace(" ", "").replace('":', '": ')
+
+
+def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):
+    raccoon = shared_datasets / "raccoon"
+    out = run(["dvc", "exp", "run", "-S", "data=raccoon", "-S", f"data.root={raccoon}"], repo_copy)
+    assert "Running stage 'prepare'" in out
+    params = (repo_copy / "params.yaml").read_text()
+    assert "format: voc" in params and "duplicates: keep_together" in params
+    metrics = json.loads((repo_copy / "metrics/prepare.json").read_text())
+    assert (metrics["found"], metrics["accepted"], metrics["rejected"]) == (160, 160, 0)

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import mlflow
+from omegaconf import OmegaConf
+
+from pipeline.config import compose
+from pipeline.tracking import ensure_experiment, tracking_uri
+
+
+def logger_cfg(**overrides):
+    return OmegaConf.merge(compose().logger, OmegaConf.create(overrides))
+
+
+def test_local_defaults_sqlite_store_and_artifact_folder_in_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = logger_cfg()
+    uri, experiment_id = ensure_experiment(cfg)
+    assert uri == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_metric("x", 1.0)
+        mlflow.log_text("hello", "note.txt")
+    artifact = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
+                                                        dst_path=str(tmp_path / "dl")))
+    assert artifact.read_text() == "hello"
+    stored = list((tmp_path / "mlruns" / "artifacts").rglob("note.txt"))
+    assert len(stored) == 1
+    assert ensure_experiment(cfg)[1] == experiment_id  # reused, not duplicated
+
+
+def test_env_var_and_config_select_the_tracking_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri(logger_cfg()) == "http://127.0.0.1:5999"
+    assert tracking_uri(logger_cfg(tracking_uri="sqlite:////tmp/x.db")) == "sqlite:////tmp/x.db"
+
+
+def test_telemetry_and_update_checks_are_off():
+    import os
+
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == "1"
