@@ -26,7 +26,7 @@ from pipeline.data.stats import compute_stats, save_histograms, save_sample_grid
 from pipeline.data.records import Sample
 from pipeline.data.validate import Policy, validate
 from pipeline.io.atomic import atomic_dir, atomic_write_json
-from pipeline.io.images import DecodedImage, read_image, save_png
+from pipeline.io.images import DecodedImage, save_png
 
 
 class DataError(ValueError):

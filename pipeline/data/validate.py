@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from pipeline.boxes import cxcywh_norm_to_xyxy, exif_displayed_size, exif_transform_boxes
+from pipeline.boxes import cxcywh_norm_to_xyxy, exif_transform_boxes
 from pipeline.data.records import Record, Rejection, Sample
 from pipeline.io.images import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, content_hash, read_image
 
