@@ -70,3 +70,31 @@ def orphan_images(root: Path, images_dir: Path, referenced: Iterable[Path], expe
             )
         records.append(record)
     return records
+
+
+def read_paired(cfg, root: Path, images_dir: Path, labels_dir: Path, parse_label) -> list[Record]:
+    """Pair ``images_dir/<stem>.*`` with ``labels_dir/<stem>.txt`` (KITTI and YOLO layouts)."""
+    records, used_labels = [], set()
+    for image in list_images(images_dir):
+        rel = image.relative_to(images_dir).with_suffix(".txt")
+        label = labels_dir / rel
+        record = Record(key=relkey(image, root), image=image)
+        if label.is_file():
+            used_labels.add(label.resolve())
+            parse_label(label, record, root)
+        elif not cfg.get("allow_unannotated", False):
+            record.problem = (
+                "image_without_annotation",
+                f"{image}: no label file {relkey(label, root)}; annotate it, remove it, or set "
+                "data.allow_unannotated=true to keep it as a background image",
+            )
+        records.append(record)
+    for label in sorted(labels_dir.rglob("*.txt")) if labels_dir.is_dir() else []:
+        if label.resolve() not in used_labels:
+            key = relkey(label, root)
+            records.append(Record(key=key, annotation=key, problem=(
+                "annotation_without_image",
+                f"{key}: label file has no image of the same name in {images_dir.name}/; "
+                "add the image or delete the label file",
+            )))
+    return records

@@ -12,8 +12,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import relkey
-from pipeline.data.sources.kitti import read_paired
+from pipeline.data.sources.common import read_paired, relkey
 
 TASK = "detection"
 LAYOUT = "images/, labels/ with one YOLO .txt per image, and classes.txt (or data.yaml) naming the classes"
