@@ -19,11 +19,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.data.manifest import Manifest
-from pipeline.data.records import Record
+from pipeline.data.records import Record, Sample
 from pipeline.data.sources import get_source, resolve_root
 from pipeline.data.split import assign_splits, ratios_from_config
 from pipeline.data.stats import compute_stats, save_histograms, save_sample_grid
-from pipeline.data.records import Sample
 from pipeline.data.validate import Policy, validate
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import DecodedImage, save_png

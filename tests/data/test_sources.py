@@ -88,3 +88,14 @@ def test_empty_dataset_is_a_clear_error(tmp_path):
 def test_unknown_format_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a known source"):
         run_prepare(tmp_path, format="pascal", root=str(tmp_path))
+
+
+def test_symlinked_image_folder_is_not_mistaken_for_path_traversal(tmp_path):
+    truths = make_truths(n=3)
+    WRITERS["voc"](tmp_path / "elsewhere", truths)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "images").symlink_to(tmp_path / "elsewhere" / "images")
+    (tmp_path / "src" / "annotations").symlink_to(tmp_path / "elsewhere" / "annotations")
+    stats, manifest = run_prepare(tmp_path, format="voc", root=str(tmp_path / "src"))
+    assert (stats["accepted"], stats["rejected"]) == (3, 0)
+    assert sorted(s.id for s in manifest.samples) == sorted(f"images/{t.name}" for t in truths)

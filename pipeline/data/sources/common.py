@@ -26,11 +26,17 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
-    """``root / relative`` if it stays inside ``root``, else None (path traversal)."""
+    """``root / relative`` if the name stays inside ``root``, else None (path traversal).
+
+    The check is on the name itself (``..`` parts, absolute paths), not on resolved paths, so
+    a dataset whose folders are symlinks to another disk keeps working.
+    """
     if not relative or os.path.isabs(relative):
         return None
-    candidate = (root / relative).resolve()
-    return candidate if candidate.is_relative_to(root.resolve()) else None
+    normal = os.path.normpath(relative)
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        return None
+    return root / normal
 
 
 def image_record(root: Path, images_dir: Path, name: str, annotation: str) -> Record:
@@ -43,7 +49,7 @@ def image_record(root: Path, images_dir: Path, name: str, annotation: str) -> Re
             f"{annotation}: image name {name!r} escapes the dataset folder {images_dir}; "
             "annotations may only name files inside it",
         ))
-    key = relkey(path, root.resolve())
+    key = relkey(path, root)
     if not path.is_file():
         return Record(key=key, annotation=annotation, problem=(
             "annotation_without_image",
@@ -61,7 +67,7 @@ def orphan_images(root: Path, images_dir: Path, referenced: Iterable[Path], expe
     for path in list_images(images_dir):
         if path.resolve() in seen:
             continue
-        record = Record(key=relkey(path.resolve(), root.resolve()), image=path)
+        record = Record(key=relkey(path, root), image=path)
         if not allow_unannotated:
             record.problem = (
                 "image_without_annotation",
