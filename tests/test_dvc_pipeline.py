@@ -33,7 +33,8 @@ def repo_copy(tmp_path) -> Path:
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    for name in ("data/prepared", "reports/prepare", "metrics/prepare.json", "dvc.lock"):
+    for name in ("data/prepared", "reports/prepare", "metrics/prepare.json", "data/augment", "reports/augment",
+                 "dvc.lock"):
         target = dest / name
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run(["git", "init", "-q"], dest)
@@ -46,6 +47,10 @@ def repo_copy(tmp_path) -> Path:
 def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
+    assert out.index("Running stage 'prepare'") < out.index("Running stage 'augment'")
+    for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
+        assert (repo_copy / "data/augment" / name).is_file()
+    assert (repo_copy / "reports/augment/detector_preview.png").is_file()
     manifest = json.loads((repo_copy / "data/prepared/manifest.json").read_text())
     assert len(manifest["samples"]) == 24 + 2
     for name in ("stats.json", "rejected.json"):

@@ -1,0 +1,29 @@
+"""DVC stage `augment`: save the train/eval augmentation pipelines of each task, with previews.
+
+Reads `augment` and `seed` from params.yaml; the real work is pipeline.augment.
+Training stages load these files; nothing rebuilds a pipeline from code on its own.
+"""
+
+import argparse
+
+from pipeline.augment.stage import run_augment
+from pipeline.cli import user_errors
+from pipeline.config import load_params
+
+
+@user_errors
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", default="data/prepared/manifest.json")
+    parser.add_argument("--out", default="data/augment", help="<task>_train.json, <task>_eval.json")
+    parser.add_argument("--reports", default="reports/augment", help="<task>_preview.png")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    summary = run_augment(params.augment, args.manifest, args.out, args.reports, int(params.seed))
+    for task, steps in summary.items():
+        print(f"augment {task}: train = {' -> '.join(steps['train'])}; eval = {' -> '.join(steps['eval'])}")
+
+
+if __name__ == "__main__":
+    main()
