@@ -1,0 +1,1 @@
+"""Bounding-box-aware augmentation: pipelines from config, saved, applied reproducibly, previewed."""
