@@ -23,3 +23,15 @@ def user_errors(main):
             sys.exit(1)
 
     return wrapper
+
+
+def stage_parser(description: str, pipelines: bool = True):
+    """The arguments every stage after `prepare` shares: params, manifest (and saved pipelines)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", default="data/prepared/manifest.json")
+    if pipelines:
+        parser.add_argument("--pipelines", default="data/augment", help="saved augmentation pipelines")
+    return parser

@@ -52,3 +52,44 @@ def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
         if found is None:
             raise
         return uri, found.experiment_id
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = done.stdout.strip() if done.returncode == 0 else "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                           capture_output=True, text=True, timeout=10).stdout.strip() if commit != "unknown" else ""
+    return commit + ("-dirty" if dirty else "")
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_tags(stage: str, manifest_path: str | Path) -> dict[str, str]:
+    """Tags of every training run: the code, the stage and the exact data it saw."""
+    return {"git_commit": git_commit(), "stage": stage, "data_manifest_sha256": file_sha256(manifest_path)}
+
+
+def flat_params(cfg, prefix: str = "") -> dict[str, str]:
+    """The resolved config as MLflow params: dotted keys, values as strings."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
+    flat: dict[str, str] = {}
+
+    def walk(node, key):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        else:
+            flat[key] = str(node)
+    walk(container, prefix)
+    return flat

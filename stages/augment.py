@@ -4,18 +4,14 @@ Reads `augment` and `seed` from params.yaml; the real work is pipeline.augment.
 Training stages load these files; nothing rebuilds a pipeline from code on its own.
 """
 
-import argparse
-
 from pipeline.augment.stage import run_augment
-from pipeline.cli import user_errors
+from pipeline.cli import stage_parser, user_errors
 from pipeline.config import load_params
 
 
 @user_errors
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--manifest", default="data/prepared/manifest.json")
+    parser = stage_parser(__doc__, pipelines=False)
     parser.add_argument("--out", default="data/augment", help="<task>_train.json, <task>_eval.json")
     parser.add_argument("--reports", default="reports/augment", help="<task>_preview.png")
     args = parser.parse_args(argv)

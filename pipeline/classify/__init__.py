@@ -1,0 +1,1 @@
+"""Image classification: data, Lightning module, training, evaluation, and the classify command."""

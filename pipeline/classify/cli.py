@@ -1,0 +1,79 @@
+"""`classify`: the class of every image in a folder (or of the given images), seed 001's format::
+
+    dolphin1.jpg is a dolphin dolphin=99.968% seahorse=0.032%
+
+    classify images/                       # uses models/classifier (best.ckpt)
+    classify a.jpg b.png --model models/classifier --json predictions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from pipeline.augment.apply import Example, augment, image_tensor
+from pipeline.augment.build import load_pipeline
+from pipeline.classify.evaluate import load_classifier
+from pipeline.classify.train import PREPROCESS_FILE
+from pipeline.io.images import ImageError, is_image_file, read_image
+
+
+def image_paths(inputs: Iterable[str]) -> Iterator[Path]:
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"{path}: no such image or folder")
+
+
+def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
+    best = classes[int(probs.argmax())]
+    article = "an" if best[:1].lower() in "aeiou" else "a"
+    shares = " ".join(f"{c}={p * 100:.3f}%" for c, p in zip(classes, probs))
+    return f"{name} is {article} {best} {shares}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="classify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--model", default="models/classifier", help="folder written by train_classifier")
+    parser.add_argument("--checkpoint", default="best.ckpt")
+    parser.add_argument("--json", help="also write {image: {class: probability}} to this file")
+    args = parser.parse_args(argv)
+    try:
+        net, info = load_classifier(args.model, args.checkpoint)
+        preprocess = load_pipeline(Path(args.model) / PREPROCESS_FILE)
+        paths = list(image_paths(args.inputs))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    classes, results, failed = info["classes"], {}, 0
+    with torch.no_grad():
+        for path in paths:
+            try:
+                pixels = read_image(path).pixels
+            except ImageError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            image = augment(preprocess, Example(pixels)).image
+            probs = torch.softmax(net(image_tensor(image)[None]), dim=1)[0].numpy()
+            print(format_line(path.name, probs, classes), flush=True)
+            results[str(path)] = {c: float(p) for c, p in zip(classes, probs)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Evaluate a trained classifier on val/test: metrics, confusion matrix, misclassified images.
+
+Everything is also logged to the training's MLflow run (run.json next to the checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
+
+from pipeline.classify.data import ClassificationData
+from pipeline.classify.train import MODEL_FILE, RUN_FILE
+from pipeline.io.atomic import atomic_dir, atomic_write_json
+from pipeline.models.classifier import ClassifierNet, build_classifier
+from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.tracking import tracking_uri
+from pipeline.viz import Panel, plt, save_grid
+
+MAX_MISTAKES = 16
+
+
+def load_classifier(model_dir: str | Path, checkpoint: str = "best.ckpt") -> tuple[ClassifierNet, dict]:
+    """The trained network (eval mode) and its description (model config, classes, input size)."""
+    model_dir = Path(model_dir)
+    info = json.loads((model_dir / MODEL_FILE).read_text())
+    cfg = OmegaConf.create({**info["model"], "pretrained": "none"})
+    net = build_classifier(cfg, len(info["classes"]), info["input_size"])
+    net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))
+    return net.eval(), info
+
+
+@torch.no_grad()
+def predict_split(net: ClassifierNet, data: ClassificationData, split: str):
+    probs, labels, images = [], [], []
+    for batch in data.loader(data.dataset(split, augment=False), shuffle=False):
+        probs.append(torch.softmax(net(batch["images"]), dim=1))
+        labels.append(batch["labels"])
+        images.append(batch["images"])
+    if not probs:
+        return np.zeros((0, len(data.classes))), np.zeros(0, int), None
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(images)
+
+
+def split_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    predicted = probs.argmax(1)
+    ids = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    return {
+        "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
+        "macro_f1": float(f1.mean()),
+        "count": int(len(labels)),
+        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for c, p, r, f, s in zip(classes, precision, recall, f1, support)},
+    }
+
+
+def save_confusion(labels, predicted, classes, png: Path, csv_path: Path) -> np.ndarray:
+    matrix = confusion_matrix(labels, predicted, labels=list(range(len(classes))))
+    with open(csv_path, "w", newline="") as f:  # one row per sample, for `dvc plots` confusion template
+        writer = csv.writer(f)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows([classes[a], classes[p]] for a, p in zip(labels, predicted))
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1 + 0.8 * len(classes)))
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return matrix
+
+
+def save_mistakes(images, probs, labels, classes, path: Path) -> int:
+    wrong = np.flatnonzero(probs.argmax(1) != labels)[:MAX_MISTAKES]
+    panels = []
+    for i in wrong:
+        p = probs[i]
+        title = f"true {classes[labels[i]]} ({p[labels[i]]:.0%})\npred {classes[p.argmax()]} ({p.max():.0%})"
+        panels.append(Panel(images[i].permute(1, 2, 0).numpy(), title=title))
+    if not panels:
+        panels = [Panel(np.full((32, 32, 3), 255, np.uint8), title="no misclassified images")]
+    save_grid(panels, path, ncols=4, title="misclassified validation images")
+    return len(wrong)
+
+
+def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
+                        metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path) -> dict:
+    net, info = load_classifier(model_dir)
+    tc = cfg.train.classifier
+    data = ClassificationData(manifest, pipelines_dir, int(tc.batch_size), 0, int(cfg.seed), int(tc.background_per_image))
+    if data.classes != info["classes"]:
+        raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
+                         "re-run train_classifier")
+    classes, results = data.classes, {}
+    reports_dir = Path(reports_dir)
+    with atomic_dir(reports_dir) as tmp, atomic_dir(confusion_dir) as tables:
+        for split in ("val", "test"):
+            probs, labels, images = predict_split(net, data, split)
+            if len(labels) == 0:
+                continue
+            results[split] = split_metrics(probs, labels, classes)
+            save_confusion(labels, probs.argmax(1), classes, tmp / f"confusion_{split}.png", tables / f"{split}.csv")
+            if split == "val":
+                results[split]["misclassified"] = save_mistakes(images, probs, labels, classes, tmp / "misclassified_val.png")
+    atomic_write_json(metrics_path, results)
+    log_to_training_run(cfg, model_dir, results, [reports_dir / p.name for p in sorted(reports_dir.glob("*.png"))]
+                        + [Path(metrics_path)])
+    return results
+
+
+def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, artifacts: list[Path]) -> None:
+    run_id = json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
+    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
+    for split, m in results.items():
+        client.log_metric(run_id, f"eval_{split}_accuracy", m["accuracy"])
+        client.log_metric(run_id, f"eval_{split}_macro_f1", m["macro_f1"])
+        for name, c in m["per_class"].items():
+            client.log_metric(run_id, f"eval_{split}_precision_{name}", c["precision"])
+            client.log_metric(run_id, f"eval_{split}_recall_{name}", c["recall"])
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), artifact_path="evaluation")

@@ -1,0 +1,124 @@
+"""The Lightning module: frozen-backbone phase on cached features, then discriminative fine-tuning."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from pipeline.models.classifier import ClassifierNet
+
+
+def phase_schedule(kind: str, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e4):
+    """Learning-rate multiplier as a function of progress t in [0, 1] through one phase."""
+    def cosine(a: float, b: float, t: float) -> float:
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+
+    if kind == "one_cycle":  # fast.ai: warm up from lr/div, anneal to lr/final_div
+        return lambda t: (cosine(1 / div, 1.0, t / pct_start) if t < pct_start
+                          else cosine(1.0, 1 / final_div, (t - pct_start) / (1 - pct_start)))
+    if kind == "cosine":
+        return lambda t: cosine(1.0, 1 / final_div, t)
+    if kind == "constant":
+        return lambda t: 1.0
+    raise ValueError(f"train.classifier.schedule: {kind!r} is not one_cycle, cosine or constant")
+
+
+def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
+    """``auto``: inverse class frequency (N / (K * n_k)), as in the hotdog example; a list: as given."""
+    if mode in (None, "none", False):
+        return None
+    if mode == "auto":
+        counts = np.maximum(counts, 1)
+        return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
+    weights = [float(w) for w in mode]
+    if len(weights) != len(counts):
+        raise ValueError(f"train.classifier.class_weights: {len(weights)} weights for {len(counts)} classes")
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, net: ClassifierNet, classes: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
+                 lr_mult=(0.01, 0.1, 1.0), freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle",
+                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0, seed: int = 0,
+                 steps: tuple[int, int] = (1, 1)):
+        super().__init__()
+        self.net, self.classes = net, list(classes)
+        self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
+        self.freeze_epochs, self.epochs, self.schedule, self.seed = freeze_epochs, epochs, schedule, seed
+        self.steps = steps  # optimiser steps per epoch in the frozen phase and in the fine-tuning phase
+        self.loss = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        k = len(self.classes)
+        self.metrics = nn.ModuleDict({
+            f"{split}_{name}": metric
+            for split in ("train", "val")
+            for name, metric in (("acc", MulticlassAccuracy(k, average="micro")),
+                                 ("f1", MulticlassF1Score(k, average="macro")))
+        })
+
+    # --- phases -----------------------------------------------------------------------------
+    def frozen(self, epoch: int | None = None) -> bool:
+        return (self.current_epoch if epoch is None else epoch) < self.freeze_epochs
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        for p in self.net.features.parameters():
+            p.requires_grad_(trainable)
+        self.net.features.train(trainable and self.training)
+
+    def on_train_epoch_start(self) -> None:
+        self.set_backbone_trainable(not self.frozen())
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # each step's randomness (dropout) from (seed, epoch, step), whatever else drew from the
+        # global generator before (data loader set-up differs after a resume)
+        key = [self.seed, self.current_epoch, batch_idx]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
+    # --- steps ------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        if "features" in batch:
+            return self.net.head(batch["features"])
+        return self.net(batch["images"])
+
+    def shared_step(self, batch: dict, split: str) -> torch.Tensor:
+        logits = self.logits(batch)
+        labels = batch["labels"]
+        loss = self.loss(logits, labels)
+        self.log(f"{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        for name in ("acc", "f1"):
+            metric = self.metrics[f"{split}_{name}"]
+            metric(logits, labels)
+            self.log(f"{split}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    # --- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self):
+        groups = self.net.param_groups()
+        mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
+        optimiser = torch.optim.AdamW(
+            [{"params": params, "lr": self.lr * m} for params, m in zip(groups, mults)],
+            lr=self.lr, weight_decay=self.weight_decay)
+        shape = phase_schedule(self.schedule)
+        frozen_steps = self.freeze_epochs * self.steps[0]
+        tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])
+
+        def multiplier(step: int) -> float:
+            if step < frozen_steps:
+                return shape(step / frozen_steps)
+            return shape((step - frozen_steps) / tuned_steps)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""Networks: backbones by name, pretrained weights (offline where possible), classifier heads."""

@@ -1,0 +1,103 @@
+"""Backbones by name: a feature extractor, its channel count, layer groups, and input statistics.
+
+Layer groups run from the stem to the last block; with the classifier head as a last group they
+get discriminative learning rates (lr/100, lr/10, lr as in fast.ai) when a backbone is unfrozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+import torch
+from torch import nn
+
+from pipeline.models.pretrained import bounded_download, lite0_imagenet_state_dict, torchvision_model
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TORCHVISION = ("resnet18", "alexnet", "squeezenet1_1")
+
+
+@dataclass
+class Backbone:
+    features: nn.Module  # images (normalised) -> B x C x h x w
+    channels: int
+    groups: list[nn.Module]  # early -> late
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    head: str = "pool_linear"  # pool_linear | alexnet_fc
+
+
+def conv_bn_relu(cin: int, cout: int, k: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def small_alexnet(width: int = 32) -> Backbone:
+    """A small AlexNet-style network for training from scratch (seed 000/001).
+
+    Valid convolutions only (no padding): every cell of its fully convolutional form sees exactly
+    one input window, so sliding-window and FCN outputs agree (issue 5).
+    """
+    w = width
+    stem = nn.Sequential(*conv_bn_relu(3, w, 5), nn.MaxPool2d(2), *conv_bn_relu(w, 2 * w, 3), nn.MaxPool2d(2))
+    body = nn.Sequential(*conv_bn_relu(2 * w, 4 * w, 3), nn.MaxPool2d(2), *conv_bn_relu(4 * w, 4 * w, 3))
+    return Backbone(nn.Sequential(stem, body), 4 * w, [stem, body], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
+                    head="alexnet_fc")
+
+
+def lite0(pretrained: bool) -> Backbone:
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if pretrained:
+        model.load_state_dict(lite0_imagenet_state_dict(model), strict=True)
+    early = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[:3])
+    late = nn.Sequential(*model.blocks[3:], model.conv_head, model.bn2)
+    return Backbone(nn.Sequential(early, late), model.num_features, [early, late], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def torchvision_backbone(name: str, pretrained: bool) -> Backbone:
+    model = torchvision_model(name, pretrained)
+    if name == "resnet18":
+        early = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2)
+        late = nn.Sequential(model.layer3, model.layer4)
+        channels = 512
+    else:  # alexnet, squeezenet1_1: a `features` Sequential
+        cut = {"alexnet": 6, "squeezenet1_1": 7}[name]
+        early, late = model.features[:cut], model.features[cut:]
+        channels = {"alexnet": 256, "squeezenet1_1": 512}[name]
+    return Backbone(nn.Sequential(early, late), channels, [early, late])
+
+
+def timm_backbone(name: str, pretrained: bool) -> Backbone:
+    """Any other timm model (online users): its feature map, split into two halves of its stages."""
+    fix = "Without network, set the backbone's pretrained to a checkpoint path or none."
+    with bounded_download(f"timm weights for {name}", fix):
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
+    cfg = model.pretrained_cfg
+    children = list(model.children())
+    half = len(children) // 2
+    early, late = nn.Sequential(*children[:half]), nn.Sequential(*children[half:])
+    return Backbone(model, model.num_features, [early, late], tuple(cfg.get("mean", IMAGENET_MEAN)),
+                    tuple(cfg.get("std", IMAGENET_STD)))
+
+
+def build_backbone(name: str, imagenet: bool = False, width: int = 32) -> Backbone:
+    if name == "small_alexnet":
+        if imagenet:
+            raise ValueError("small_alexnet has no ImageNet weights: it is trained from scratch (pretrained: none)")
+        return small_alexnet(width)
+    if name == "tf_efficientnet_lite0":
+        return lite0(imagenet)
+    if name in TORCHVISION:
+        return torchvision_backbone(name, imagenet)
+    return timm_backbone(name, imagenet)
+
+
+def feature_shape(backbone: Backbone, input_size) -> tuple[int, int, int]:
+    """(C, h, w) of the feature map for an input of ``input_size`` = (width, height)."""
+    width, height = input_size
+    was_training = backbone.features.training
+    backbone.features.eval()
+    with torch.no_grad():
+        out = backbone.features(torch.zeros(1, 3, height, width))
+    backbone.features.train(was_training)
+    return tuple(out.shape[1:])

@@ -1,0 +1,75 @@
+"""Schedules, class weights, backbones and pretrained-weight failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from pipeline.classify.cli import format_line
+from pipeline.classify.module import class_weights, phase_schedule
+from pipeline.models.classifier import build_classifier
+from pipeline.models.pretrained import PretrainedUnavailable
+
+
+def test_one_cycle_warms_up_then_anneals():
+    shape = phase_schedule("one_cycle", pct_start=0.25, div=25, final_div=1e4)
+    assert shape(0) == pytest.approx(1 / 25) and shape(0.25) == pytest.approx(1.0)
+    assert shape(1.0) == pytest.approx(1e-4) and shape(0.5) < 1.0
+    assert phase_schedule("cosine")(0) == 1.0 and phase_schedule("constant")(0.7) == 1.0
+    with pytest.raises(ValueError, match="one_cycle"):
+        phase_schedule("linear")
+
+
+def test_auto_class_weights_balance_the_classes():
+    weights = class_weights("auto", np.array([90, 10]))
+    assert weights.tolist() == pytest.approx([100 / 180, 100 / 20])
+    assert (weights * torch.tensor([90.0, 10.0])).tolist() == pytest.approx([50, 50])  # equal total weight
+    assert class_weights(None, np.array([1, 2])) is None
+    assert class_weights([1, 3], np.array([5, 5])).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="2 classes"):
+        class_weights([1, 2, 3], np.array([5, 5]))
+
+
+def test_lite0_imagenet_weights_load_offline_and_recognise_a_cat():
+    """The packaged weights mapped onto timm: scikit-image's chelsea is an Egyptian cat (285)."""
+    import timm
+    from skimage import data
+    from pipeline.models.pretrained import lite0_imagenet_state_dict
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model.load_state_dict(lite0_imagenet_state_dict(model))
+    image = torch.nn.functional.interpolate(torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float(),
+                                            size=(224, 224), mode="bilinear")
+    logits = model.eval()((image / 255 - 0.5) / 0.5)
+    assert int(logits.argmax()) in (281, 282, 285)  # tabby, tiger cat, Egyptian cat
+
+
+def test_torchvision_imagenet_download_fails_fast_with_a_fix():
+    with pytest.raises(PretrainedUnavailable, match="download.pytorch.org.*pretrained"):
+        build_classifier(OmegaConf.create({"name": "resnet18", "pretrained": "imagenet"}), 3, (64, 64))
+
+
+def test_small_alexnet_has_no_imagenet_weights():
+    with pytest.raises(ValueError, match="from scratch"):
+        build_classifier(OmegaConf.create({"name": "small_alexnet", "pretrained": "imagenet"}), 3, (64, 64))
+
+
+@pytest.mark.parametrize("name", ["small_alexnet", "tf_efficientnet_lite0", "resnet18", "alexnet", "squeezenet1_1"])
+def test_backbones_classify_uint8_images(name):
+    net = build_classifier(OmegaConf.create({"name": name, "pretrained": "none"}), 4, (64, 64)).eval()
+    out = net(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+    assert out.shape == (2, 4) and len(net.param_groups()) == 3
+    grouped = {id(p) for g in net.param_groups() for p in g}
+    assert grouped == {id(p) for p in net.parameters()}  # every weight in exactly one learning-rate group
+
+
+def test_missing_checkpoint_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrained checkpoint not found"):
+        build_classifier(OmegaConf.create({"name": "small_alexnet", "pretrained": str(tmp_path / "x.ckpt")}), 3, (64, 64))
+
+
+def test_format_line_matches_seed_001():
+    line = format_line("dolphin1.jpg", np.array([0.99968, 0.00032]), ["dolphin", "seahorse"])
+    assert line == "dolphin1.jpg is a dolphin dolphin=99.968% seahorse=0.032%"
