@@ -94,4 +94,4 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
             logger.experiment.log_artifact(logger.run_id, str(path))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,
-            "best": str(checkpoint.best_model_path)}
+            "best": str(checkpoint.best_model_path), "feature_cache_seconds": data.cache_seconds}
