@@ -2,8 +2,12 @@ import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
+from pipeline.augment.stage import run_augment
+from pipeline.config import compose
+from pipeline.data.prepare import prepare
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVPIPE_SHARED_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
@@ -14,3 +18,22 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATASETS}")
     return SHARED_DATASETS
+
+
+# A tiny prepared synthetic dataset with its saved pipelines, for training tests.
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    cfg = compose(["data=synthetic_tiny"])
+    prepare(cfg.data, 42, root / "prepared", root / "rp", root / "m.json")
+    run_augment(cfg.augment, root / "prepared/manifest.json", root / "augment", root / "ra", 42)
+    return root
+
+
+def tiny_config(tmp_path: Path, *overrides: str):
+    """The project config for the tiny data, with an MLflow store of the test's own."""
+    cfg = compose(["data=synthetic_tiny", "trainer.enable_progress_bar=false", *overrides])
+    cfg.logger = OmegaConf.merge(cfg.logger, {"local_store": str(tmp_path / "mlruns/mlflow.db"),
+                                              "artifact_root": str(tmp_path / "mlruns/artifacts"),
+                                              "tracking_uri": None})
+    return cfg

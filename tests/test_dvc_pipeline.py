@@ -34,7 +34,7 @@ def repo_copy(tmp_path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     for name in ("data/prepared", "reports/prepare", "metrics", "data/augment", "reports/augment", "models",
-                 "reports/classifier", "reports/classifier_confusion", "dvc.lock"):
+                 "reports/classifier", "reports/classifier_confusion", "reports/heatmap", "dvc.lock"):
         target = dest / name
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run(["git", "init", "-q"], dest)
@@ -47,7 +47,8 @@ def repo_copy(tmp_path) -> Path:
 def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
-    order = [out.index(f"Running stage '{s}'") for s in ("prepare", "augment", "train_classifier", "evaluate_classifier")]
+    stages = ("prepare", "augment", "train_classifier", "evaluate_classifier", "heatmap")
+    order = [out.index(f"Running stage '{s}'") for s in stages]
     assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
         assert (repo_copy / "data/augment" / name).is_file()
@@ -66,6 +67,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert '"accepted": 26' in shown.replace(" ", "").replace('":', '": ')
     assert '"macro_f1"' in shown and (repo_copy / "models/classifier/best.ckpt").is_file()
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
+    assert '"speed_ratio"' in shown and (repo_copy / "reports/heatmap/overlays.png").is_file()
 
 
 def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):

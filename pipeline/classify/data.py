@@ -33,13 +33,14 @@ class Item:
 
 
 def classification_items(manifest: Manifest, split: str, seed: int, background_per_image: int = 1,
-                         context: float = 0.25) -> tuple[list[Item], list[str]]:
+                         context: float = 0.25, fragments_per_object: int = 0) -> tuple[list[Item], list[str]]:
     """Items of one split, and the class names (with ``background`` for the patch view)."""
     samples = manifest.split(split)
     if manifest.task == "classification":
         items = [Item(manifest.path_of(s), int(s.label), None, s.id) for s in samples]
         return items, list(manifest.classes)
-    patches = patch_windows(samples, len(manifest.classes), context, background_per_image, seed=seed)
+    patches = patch_windows(samples, len(manifest.classes), context, background_per_image, seed=seed,
+                            fragments_per_object=fragments_per_object)
     items = [Item(manifest.path_of(samples[p.sample]), p.label, p.box, f"{samples[p.sample].id}#{k}")
              for k, p in enumerate(patches)]
     return items, list(manifest.classes) + [BACKGROUND]
@@ -70,7 +71,7 @@ class FeatureDataset(Dataset):
 
 class ClassificationData(L.LightningDataModule):
     def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, background_per_image: int = 1):
+                 num_workers: int = 0, seed: int = 0, background_per_image: int = 1, fragments_per_object: int = 0):
         super().__init__()
         self.manifest = Manifest.read(manifest_path)
         self.train_pipeline = load_pipeline(Path(pipelines_dir) / "classifier_train.json")
@@ -78,7 +79,8 @@ class ClassificationData(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.items = {}
         for split in ("train", "val", "test"):
-            self.items[split], self.classes = classification_items(self.manifest, split, seed, background_per_image)
+            self.items[split], self.classes = classification_items(self.manifest, split, seed, background_per_image,
+                                                                   fragments_per_object=fragments_per_object)
         if not self.items["train"] or not self.items["val"]:
             raise ValueError(f"{manifest_path}: the classifier needs train and val samples "
                              f"(found {len(self.items['train'])} and {len(self.items['val'])}); check data.split")
@@ -142,3 +144,11 @@ class ClassificationData(L.LightningDataModule):
                 labels.append(batch["labels"])
             self.cached[split] = FeatureDataset(torch.cat(feats), torch.cat(labels))
         self.cache_seconds += time.perf_counter() - start
+
+
+def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: int,
+                     num_workers: int | None = None) -> ClassificationData:
+    """The DataModule of a `train.classifier` config section."""
+    return ClassificationData(manifest, pipelines_dir, int(tc.batch_size),
+                              int(tc.num_workers) if num_workers is None else num_workers, seed,
+                              int(tc.background_per_image), int(tc.get("fragments_per_object", 0)))

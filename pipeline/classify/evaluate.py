@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
 
-from pipeline.classify.data import ClassificationData
+from pipeline.classify.data import ClassificationData, data_from_config
 from pipeline.classify.train import MODEL_FILE, RUN_FILE
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
@@ -92,7 +92,7 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
                         metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path) -> dict:
     net, info = load_classifier(model_dir)
     tc = cfg.train.classifier
-    data = ClassificationData(manifest, pipelines_dir, int(tc.batch_size), 0, int(cfg.seed), int(tc.background_per_image))
+    data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed), num_workers=0)
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
                          "re-run train_classifier")
@@ -114,13 +114,22 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
 
 
 def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, artifacts: list[Path]) -> None:
+    metrics = {}
+    for split, m in results.items():
+        metrics[f"eval_{split}_accuracy"] = m["accuracy"]
+        metrics[f"eval_{split}_macro_f1"] = m["macro_f1"]
+        for name, c in m["per_class"].items():
+            metrics[f"eval_{split}_precision_{name}"] = c["precision"]
+            metrics[f"eval_{split}_recall_{name}"] = c["recall"]
+    log_to_run(cfg, model_dir, metrics, artifacts, "evaluation")
+
+
+def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],
+               folder: str) -> None:
+    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``."""
     run_id = json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
     client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
-    for split, m in results.items():
-        client.log_metric(run_id, f"eval_{split}_accuracy", m["accuracy"])
-        client.log_metric(run_id, f"eval_{split}_macro_f1", m["macro_f1"])
-        for name, c in m["per_class"].items():
-            client.log_metric(run_id, f"eval_{split}_precision_{name}", c["precision"])
-            client.log_metric(run_id, f"eval_{split}_recall_{name}", c["recall"])
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, float(value))
     for path in artifacts:
-        client.log_artifact(run_id, str(path), artifact_path="evaluation")
+        client.log_artifact(run_id, str(path), artifact_path=folder)

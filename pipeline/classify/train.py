@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.classify.data import ClassificationData
+from pipeline.classify.data import data_from_config
 from pipeline.classify.module import ClassifierModule, class_weights
 from pipeline.io.atomic import atomic_write_json
 from pipeline.models.classifier import build_classifier
@@ -50,8 +50,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     manifest, out_dir = Path(manifest), Path(out_dir)
     tc, seed = cfg.train.classifier, int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
-    data = ClassificationData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), seed,
-                              int(tc.background_per_image))
+    data = data_from_config(manifest, pipelines_dir, tc, seed)
     input_size = data.input_size()
     net = build_classifier(cfg.model.classifier, len(data.classes), input_size)
     pretrained = str(cfg.model.classifier.get("pretrained", "none")) != "none"

@@ -39,15 +39,42 @@ def overlap_fraction(window, boxes: np.ndarray) -> float:
     return float((ix * iy / np.maximum(areas, 1e-9)).max())
 
 
+def fragment_window(box, boxes: np.ndarray, context: float, rng, max_visible: float = 0.4,
+                    max_overlap: float = 0.1, tries: int = 20):
+    """A window of the object's patch size that holds only a fragment of it (and little of others).
+
+    Labelled background, such windows teach a patch classifier that an off-centre fragment is not
+    the object, so that heatmaps peak on object centres (hard negatives of sliding-window detectors).
+    """
+    x1, y1, x2, y2 = square_around(box, context)
+    side = x2 - x1
+    others = boxes[~np.all(boxes == np.asarray(box), axis=1)]
+    for _ in range(tries):
+        angle = rng.uniform(0, 2 * np.pi)
+        shift = rng.uniform(0.55, 0.9) * side
+        window = (x1 + shift * np.cos(angle), y1 + shift * np.sin(angle),
+                  x2 + shift * np.cos(angle), y2 + shift * np.sin(angle))
+        visible = overlap_fraction(window, np.asarray([box], np.float64))
+        if 0.05 <= visible <= max_visible and overlap_fraction(window, others) <= max_overlap:
+            return window
+    return None
+
+
 def patch_windows(samples, num_classes: int, context: float = 0.25, background_per_image: int = 1,
-                  max_background_overlap: float = 0.1, seed: int = 0) -> list[Patch]:
-    """Object crops (one per box) and background crops (sizes drawn from the object sizes)."""
+                  max_background_overlap: float = 0.1, seed: int = 0, fragments_per_object: int = 0) -> list[Patch]:
+    """Object crops (one per box), background crops (sizes drawn from the object sizes) and,
+    optionally, off-centre fragments of objects labelled background."""
     patches: list[Patch] = []
     sides = [max(b[2] - b[0], b[3] - b[1]) * (1 + context) for s in samples for b in s.boxes] or [32.0]
     for index, sample in enumerate(samples):
         boxes = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
+        rng = np.random.default_rng([seed, index, 1])
         for box, label in zip(boxes, sample.box_labels):
             patches.append(Patch(index, square_around(box, context), int(label)))
+            for _ in range(fragments_per_object):
+                window = fragment_window(box, boxes, context, rng)
+                if window is not None:
+                    patches.append(Patch(index, window, num_classes))
         rng = np.random.default_rng([seed, index])
         found, tries = 0, 0
         while found < background_per_image and tries < 50:

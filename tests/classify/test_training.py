@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.classify.evaluate import evaluate_classifier, load_classifier
 from pipeline.classify.train import train_classifier
 from pipeline.tracking import file_sha256, tracking_uri
-from tests.classify.conftest import tiny_config
+from tests.conftest import tiny_config
 
 SCRATCH = ["model/classifier=small_alexnet", "train.classifier.epochs=2", "train.classifier.batch_size=16"]
 LITE0 = ["model/classifier=lite0", "train.classifier.epochs=3", "train.classifier.freeze_epochs=1",

@@ -1,0 +1,65 @@
+"""Heatmap geometry, boxes from heatmaps, the pointing game, and the stage on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from pipeline.classify.train import train_classifier
+from pipeline.heatmap.fcn import Geometry, window_geometry
+from pipeline.heatmap.stage import ScaleMaps, agreement, cell_boxes, heatmap_detections, inside, peak, run_heatmaps
+from tests.conftest import tiny_config
+
+
+def test_cell_boxes_sit_on_window_centres_in_scene_pixels():
+    g = window_geometry(8, (64, 64))
+    boxes = cell_boxes(g, 2, 3, scale=2.0, context=0.25)
+    assert boxes.shape == (2, 3, 4)
+    # cell (1, 2): window at (16, 8) of the 2x image, centre (48, 40) -> (24, 20) in the scene
+    assert np.allclose(boxes[1, 2], [24 - 12.8, 20 - 12.8, 24 + 12.8, 20 + 12.8])
+    padded = Geometry(32, (64, 64), valid=False)
+    assert padded.centers(2, 0).tolist() == [16, 48]
+
+
+def test_connected_cells_above_threshold_become_one_box_each():
+    probs = torch.zeros(3, 4, 6)
+    probs[0, 0:2, 0:2] = 0.9  # one blob of class 0
+    probs[1, 3, 5] = 0.8  # a single cell of class 1
+    probs[2] = 1.0  # background: never a detection
+    boxes = cell_boxes(window_geometry(8, (16, 16)), 4, 6, 1.0, 0.0)
+    found_boxes, scores, labels = heatmap_detections(probs, boxes, 0.5, num_objects=2)
+    assert labels.tolist() == [0, 1] and scores.tolist() == [np.float32(0.9), np.float32(0.8)]
+    assert found_boxes[0].tolist() == [0, 0, 24, 24]  # union of the windows of cells (0..1, 0..1)
+
+
+def test_pointing_game_peak_prefers_the_middle_of_a_blob():
+    g = window_geometry(8, (16, 16))
+    p = torch.zeros(2, 5, 5)
+    p[0, 0, 0] = 1.0  # an isolated saturated cell
+    p[0, 2:5, 2:5] = 1.0  # a saturated blob: its centre is cell (3, 3)
+    maps = [ScaleMaps(1.0, {"fcn": p})]
+    assert peak(maps, "fcn", 0, g, smooth=3) == (32.0, 32.0)
+    assert peak(maps, "fcn", 0, g, smooth=1) == (8.0, 8.0)
+    assert inside((32, 32), [[20, 20, 40, 40]]) and not inside((8, 8), [[20, 20, 40, 40]])
+
+
+def test_agreement_of_identical_maps_is_perfect():
+    a = torch.rand(3, 4, 4)
+    result = agreement([(a, a.clone())], 2, 0.5)
+    assert result["correlation"] > 0.9999 and result["iou"] == 1.0 and result["max_abs_diff"] == 0.0
+
+
+def test_stage_on_tiny_scenes_writes_metrics_and_overlays(tiny_data, tmp_path):
+    cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=1")
+    train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
+    cfg.heatmap = OmegaConf.merge(cfg.heatmap, {"scales": [1.0], "compare_scenes": 1})
+    results = run_heatmaps(cfg, tiny_data / "prepared/manifest.json", tmp_path / "model", tmp_path / "m.json",
+                           tmp_path / "reports")
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["stride"] == 8 and saved["valid_convolutions"] and saved["compared_scenes"] == 1
+    assert results["agreement"]["max_abs_diff"] < 1e-4  # valid network: the two maps are the same numbers
+    assert 0 <= results["pointing_game"]["fcn"] <= 1 and results["pointing_pairs"]["fcn"] > 0
+    assert (tmp_path / "reports/overlays.png").stat().st_size > 10_000
