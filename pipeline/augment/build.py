@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import albumentations as A
 from hydra.utils import instantiate
@@ -91,10 +91,6 @@ def build_pipeline(cfg: Mapping | DictConfig, train: bool, seed: int | None = No
     return A.Compose(steps, bbox_params=bbox_params(cfg.get("boxes")), seed=seed)
 
 
-def has_boxes(pipeline: A.Compose) -> bool:
-    return "bboxes" in pipeline.processors
-
-
 def save_pipeline(pipeline: A.Compose, path: str | Path) -> None:
     """Write ``pipeline`` in albumentations' own JSON format, atomically."""
     atomic_write_json(path, A.to_dict(pipeline))
@@ -124,7 +120,3 @@ def write_pipelines(cfg: Mapping | DictConfig, out_dir: str | Path, seed: int) -
 
 def describe(pipeline: A.Compose) -> list[str]:
     return [type(t).__name__ for t in pipeline.transforms]
-
-
-def config_of(pipeline: A.Compose) -> dict[str, Any]:
-    return A.to_dict(pipeline)

@@ -71,7 +71,8 @@ class FeatureDataset(Dataset):
 
 class ClassificationData(L.LightningDataModule):
     def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, background_per_image: int = 1, fragments_per_object: int = 0):
+                 num_workers: int = 0, seed: int = 0, background_per_image: int = 1, fragments_per_object: int = 0,
+                 patch_context: float = 0.25):
         super().__init__()
         self.manifest = Manifest.read(manifest_path)
         self.train_pipeline = load_pipeline(Path(pipelines_dir) / "classifier_train.json")
@@ -80,7 +81,7 @@ class ClassificationData(L.LightningDataModule):
         self.items = {}
         for split in ("train", "val", "test"):
             self.items[split], self.classes = classification_items(self.manifest, split, seed, background_per_image,
-                                                                   fragments_per_object=fragments_per_object)
+                                                                   patch_context, fragments_per_object)
         if not self.items["train"] or not self.items["val"]:
             raise ValueError(f"{manifest_path}: the classifier needs train and val samples "
                              f"(found {len(self.items['train'])} and {len(self.items['val'])}); check data.split")
@@ -151,4 +152,5 @@ def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: 
     """The DataModule of a `train.classifier` config section."""
     return ClassificationData(manifest, pipelines_dir, int(tc.batch_size),
                               int(tc.num_workers) if num_workers is None else num_workers, seed,
-                              int(tc.background_per_image), int(tc.get("fragments_per_object", 0)))
+                              int(tc.background_per_image), int(tc.get("fragments_per_object", 0)),
+                              float(tc.get("patch_context", 0.25)))

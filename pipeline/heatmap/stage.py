@@ -135,7 +135,7 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
     if not scenes:
         raise ValueError(f"{manifest_path}: no images in split {hc.split!r} to draw heatmaps on "
                          "(the synthetic data has 'scene'; set heatmap.split)")
-    num_objects, context = len(manifest.classes), float(hc.patch_context)
+    num_objects, context = len(manifest.classes), float(cfg.train.classifier.patch_context)
     compared = {s.id for s in scenes[: int(hc.compare_scenes)]}
     seconds, windows, pairs = {m: 0.0 for m in METHODS}, 0, []
     with torch.no_grad():  # warm-up outside the clock
