@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import timm
 import torch
 from torch.utils.data import DataLoader
 
 import pipeline  # noqa: F401  (offline environment defaults)
-from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, augment, detection_collate
+from pipeline.augment.apply import AugmentedDataset, EpochSampler, augment, detection_collate
 from pipeline.augment.build import load_pipeline
+from pipeline.augment.stage import detection_example
+from pipeline.classify.data import classification_items, load_item
 from pipeline.data.manifest import Manifest
-from pipeline.data.patches import crop, patch_windows
-from pipeline.io.images import read_image
 
 
 def rate(count: int, seconds: float) -> float:
@@ -33,22 +32,12 @@ def rate(count: int, seconds: float) -> float:
 
 def detector_loader_items(manifest: Manifest):
     samples = manifest.split("train")
-
-    def load(i: int) -> Example:
-        s = samples[i]
-        return Example(read_image(manifest.path_of(s)).pixels, np.asarray(s.boxes, np.float32).reshape(-1, 4),
-                       np.asarray(s.box_labels, np.int64))
-    return len(samples), load
+    return len(samples), lambda i: detection_example(manifest, samples[i])
 
 
 def classifier_loader_items(manifest: Manifest):
-    samples = manifest.split("train")
-    patches = patch_windows(samples, len(manifest.classes))
-
-    def load(i: int) -> Example:
-        p = patches[i]
-        return Example(crop(read_image(manifest.path_of(samples[p.sample])).pixels, p.box), label=p.label)
-    return len(patches), load
+    items, _ = classification_items(manifest, "train", seed=0)
+    return len(items), lambda i: load_item(items[i])
 
 
 def time_augmentation(pipeline, examples, repeats: int) -> float:

@@ -19,12 +19,10 @@ PREVIEW_ROWS = 4
 MAX_PATCH_ROWS = 6
 
 
-def detection_examples(manifest: Manifest, samples) -> list[Example]:
-    return [
-        Example(read_image(manifest.path_of(s)).pixels, np.asarray(s.boxes, np.float32).reshape(-1, 4),
-                np.asarray(s.box_labels, np.int64))
-        for s in samples
-    ]
+def detection_example(manifest: Manifest, sample) -> Example:
+    """A manifest sample as an image with its boxes and box labels."""
+    return Example(read_image(manifest.path_of(sample)).pixels, np.asarray(sample.boxes, np.float32).reshape(-1, 4),
+                   np.asarray(sample.box_labels, np.int64))
 
 
 def classifier_examples(manifest: Manifest, samples, seed: int) -> tuple[list[Example], list[str]]:
@@ -62,7 +60,7 @@ def run_augment(cfg: DictConfig, manifest_path: str | Path, out_dir: str | Path,
             if task == "detector":
                 if manifest.task != "detection":
                     continue  # no boxes to preview
-                examples, classes = detection_examples(manifest, samples), manifest.classes
+                examples, classes = [detection_example(manifest, s) for s in samples], manifest.classes
             else:
                 examples, classes = classifier_examples(manifest, samples, seed)
             if examples:

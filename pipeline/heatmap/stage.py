@@ -93,7 +93,8 @@ def peak(maps: list[ScaleMaps], method: str, c: int, geometry: Geometry, smooth:
         row, col = divmod(int(p.argmax()), p.shape[1])
         if float(p.max()) > best:
             best = float(p.max())
-            point = (float(geometry.centers(col + 1, 0)[-1]) / m.scale, float(geometry.centers(row + 1, 1)[-1]) / m.scale)
+            point = ((geometry.offset(0) + col * geometry.stride) / m.scale,
+                     (geometry.offset(1) + row * geometry.stride) / m.scale)
     return point
 
 
