@@ -47,9 +47,10 @@ def repo_copy(tmp_path) -> Path:
 def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
-    stages = ("prepare", "augment", "train_classifier", "evaluate_classifier", "heatmap")
-    order = [out.index(f"Running stage '{s}'") for s in stages]
-    assert order == sorted(order)
+    for chain in (("prepare", "augment", "train_classifier", "evaluate_classifier"),
+                  ("augment", "train_fcn", "heatmap")):  # the DAG's two branches after augment
+        order = [out.index(f"Running stage '{s}'") for s in chain]
+        assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
         assert (repo_copy / "data/augment" / name).is_file()
     assert (repo_copy / "reports/augment/detector_preview.png").is_file()
@@ -68,6 +69,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert '"macro_f1"' in shown and (repo_copy / "models/classifier/best.ckpt").is_file()
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
     assert '"speed_ratio"' in shown and (repo_copy / "reports/heatmap/overlays.png").is_file()
+    assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
 
 
 def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):

@@ -30,10 +30,15 @@ def load_classifier(model_dir: str | Path, checkpoint: str = "best.ckpt") -> tup
     """The trained network (eval mode) and its description (model config, classes, input size)."""
     model_dir = Path(model_dir)
     info = json.loads((model_dir / MODEL_FILE).read_text())
-    cfg = OmegaConf.create({**info["model"], "pretrained": "none"})
-    net = build_classifier(cfg, len(info["classes"]), info["input_size"])
+    net = build_from_info(info)
     net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))
     return net.eval(), info
+
+
+def build_from_info(info: dict) -> ClassifierNet:
+    """The untrained network a model.json describes (its weights come from the checkpoint)."""
+    cfg = OmegaConf.create({**info["model"], "pretrained": "none"})
+    return build_classifier(cfg, len(info["classes"]), info["input_size"])
 
 
 @torch.no_grad()

@@ -41,7 +41,18 @@ def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-class ClassifierModule(L.LightningModule):
+class SeededSteps:
+    """LightningModule mixin: each step's randomness (dropout, random scales) from (seed, epoch,
+    step), whatever else drew from the global generator before (loader set-up differs after a resume)."""
+
+    seed: int = 0
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        key = [self.seed, self.current_epoch, batch_idx]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
+
+class ClassifierModule(SeededSteps, L.LightningModule):
     def __init__(self, net: ClassifierNet, classes: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
                  lr_mult=(0.01, 0.1, 1.0), freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle",
                  weights: torch.Tensor | None = None, label_smoothing: float = 0.0, seed: int = 0,
@@ -72,11 +83,6 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.set_backbone_trainable(not self.frozen())
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # each step's randomness (dropout) from (seed, epoch, step), whatever else drew from the
-        # global generator before (data loader set-up differs after a resume)
-        key = [self.seed, self.current_epoch, batch_idx]
-        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
     # --- steps ------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:

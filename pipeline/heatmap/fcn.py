@@ -49,6 +49,16 @@ class Geometry:
     def centers(self, cells: int, axis: int) -> torch.Tensor:
         return torch.arange(cells) * self.stride + self.offset(axis)
 
+    def object_boxes(self, rows: int, cols: int, context: float) -> torch.Tensor:
+        """rows x cols x 4: the input-pixel box (xyxy) of the object each cell looks for.
+
+        A training patch is the object's box grown by ``context``, so the object inside a window
+        of side s is about s / (1 + context), centred on the cell.
+        """
+        half_w, half_h = (v / (1 + context) / 2 for v in self.window)
+        yy, xx = torch.meshgrid(self.centers(rows, 1).float(), self.centers(cols, 0).float(), indexing="ij")
+        return torch.stack([xx - half_w, yy - half_h, xx + half_w, yy + half_h], dim=-1)
+
 
 def window_geometry(stride: int, window) -> Geometry:
     """The sliding window's grid: windows at multiples of ``stride``, exactly as a valid FCN."""

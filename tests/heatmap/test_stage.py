@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from pipeline.classify.train import train_classifier
 from pipeline.heatmap.fcn import Geometry, window_geometry
 from pipeline.heatmap.stage import ScaleMaps, agreement, cell_boxes, heatmap_detections, inside, peak, run_heatmaps
+from pipeline.heatmap.train import train_fcn
 from tests.conftest import tiny_config
 
 
@@ -32,7 +32,7 @@ def test_connected_cells_above_threshold_become_one_box_each():
     boxes = cell_boxes(window_geometry(8, (16, 16)), 4, 6, 1.0, 0.0)
     found_boxes, scores, labels = heatmap_detections(probs, boxes, 0.5, num_objects=2)
     assert labels.tolist() == [0, 1] and scores.tolist() == [np.float32(0.9), np.float32(0.8)]
-    assert found_boxes[0].tolist() == [0, 0, 24, 24]  # union of the windows of cells (0..1, 0..1)
+    assert found_boxes[0].tolist() == [4, 4, 20, 20]  # mean of the windows of cells (0..1, 0..1)
 
 
 def test_pointing_game_peak_prefers_the_middle_of_a_blob():
@@ -53,13 +53,15 @@ def test_agreement_of_identical_maps_is_perfect():
 
 
 def test_stage_on_tiny_scenes_writes_metrics_and_overlays(tiny_data, tmp_path):
-    cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=1")
-    train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
+    cfg = tiny_config(tmp_path, "fcn.train.epochs=1", "fcn.dense.epochs=1")
+    train_fcn(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
     cfg.heatmap = OmegaConf.merge(cfg.heatmap, {"scales": [1.0], "compare_scenes": 1})
     results = run_heatmaps(cfg, tiny_data / "prepared/manifest.json", tmp_path / "model", tmp_path / "m.json",
                            tmp_path / "reports")
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["stride"] == 8 and saved["valid_convolutions"] and saved["compared_scenes"] == 1
+    assert saved["dense_epochs"] == 1 and set(saved["pointing_game"]) == {"fcn", "sliding", "before_dense"}
     assert results["agreement"]["max_abs_diff"] < 1e-4  # valid network: the two maps are the same numbers
     assert 0 <= results["pointing_game"]["fcn"] <= 1 and results["pointing_pairs"]["fcn"] > 0
+    assert results["pointing_pairs"]["before_dense"] == results["pointing_pairs"]["fcn"]  # all scenes
     assert (tmp_path / "reports/overlays.png").stat().st_size > 10_000

@@ -1,0 +1,57 @@
+"""Detection images for training dense models (the FCN's fine-tuning, the SSD detector).
+
+Each image comes through the saved detector pipelines (`augment` stage) with its boxes, and a
+batch keeps each image's own boxes and labels (no padding the loss must strip).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from pipeline.augment.apply import AugmentedDataset, EpochSampler, detection_collate
+from pipeline.augment.build import load_pipeline
+from pipeline.augment.stage import detection_example
+from pipeline.data.manifest import Manifest
+
+
+class DetectionData(L.LightningDataModule):
+    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int = 16,
+                 num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.manifest = Manifest.read(manifest_path)
+        if self.manifest.task != "detection":
+            raise ValueError(f"{manifest_path}: {self.manifest.task} data has no boxes; dense models need "
+                             "detection data (data=synthetic, voc, coco, kitti, yolo or csv)")
+        self.classes = list(self.manifest.classes)
+        self.samples = {split: self.manifest.split(split) for split in ("train", "val", "test")}
+        if not self.samples["train"] or not self.samples["val"]:
+            raise ValueError(f"{manifest_path}: training needs train and val images (found "
+                             f"{len(self.samples['train'])} and {len(self.samples['val'])}); check data.split")
+        self.pipelines = {True: load_pipeline(Path(pipelines_dir) / "detector_train.json"),
+                          False: load_pipeline(Path(pipelines_dir) / "detector_eval.json")}
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+
+    def dataset(self, split: str, augment: bool) -> AugmentedDataset:
+        samples = self.samples[split]
+        return AugmentedDataset(len(samples), lambda i: detection_example(self.manifest, samples[i]),
+                                self.pipelines[augment], self.seed)
+
+    def loader(self, split: str, augment: bool, shuffle: bool) -> DataLoader:
+        dataset = self.dataset(split, augment)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, self.seed),
+                          num_workers=self.num_workers, collate_fn=detection_collate)
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.samples["train"]) // self.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", augment=True, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", augment=False, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", augment=False, shuffle=False)
