@@ -1,0 +1,101 @@
+"""SSD parts: anchors, matching, box coding, focal loss, post-processing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors
+from pipeline.detect.coding import BoxCoder
+from pipeline.detect.loss import DetectionLoss
+from pipeline.detect.matching import IGNORED, NEGATIVE, match_anchors
+from pipeline.detect.postprocess import detections
+
+FASTAI = AnchorSpec(zooms=(0.75, 1.0, 1.3), ratios=(1.0, 0.5, 2.0))
+
+
+def test_fastai_preset_has_9_anchors_per_cell_on_4_2_1_grids():
+    anchors = make_anchors([(4, 4), (2, 2), (1, 1)], FASTAI, (128, 128))
+    assert anchors.shape == ((16 + 4 + 1) * 9, 4)
+    assert torch.allclose(anchors[0], torch.tensor([4.0, 4.0, 28.0, 28.0]))  # cell (0, 0), zoom 0.75, 1:1
+    w, h = anchors[1, 2] - anchors[1, 0], anchors[1, 3] - anchors[1, 1]  # zoom 0.75, ratio 0.5 (tall)
+    assert math.isclose(float(w / h), 0.5, rel_tol=1e-5) and math.isclose(float(w * h), 24.0 ** 2, rel_tol=1e-5)
+    assert torch.allclose(anchors[-9 + 3], torch.tensor([0.0, 0.0, 128.0, 128.0]))  # 1x1 grid, zoom 1, 1:1
+
+
+def test_ssd_like_sizes_are_linear_and_counts_follow_the_grids():
+    sizes = linear_sizes(5, 0.1, 0.9)
+    assert sizes == pytest.approx((0.1, 0.3, 0.5, 0.7, 0.9))
+    spec = AnchorSpec(zooms=(1.0, 1.4), ratios=(1.0, 2.0, 0.5), sizes=sizes)
+    grids = [(20, 20), (10, 10), (5, 5), (3, 3), (1, 1)]
+    anchors = make_anchors(grids, spec, (160, 160))
+    assert anchors.shape == (sum(r * c for r, c in grids) * 6, 4)
+    last = anchors[-6]  # 1x1 level, zoom 1, 1:1: 0.9 of the image, centred
+    assert torch.allclose(last, torch.tensor([8.0, 8.0, 152.0, 152.0]))
+    with pytest.raises(ValueError, match="sizes"):
+        make_anchors(grids[:2], spec, (160, 160))
+
+
+def test_every_box_gets_its_best_anchor_even_below_the_threshold():
+    anchors = torch.tensor([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 40, 40], [20, 20, 40, 40]], dtype=torch.float)
+    boxes = torch.tensor([[12, 1, 14, 3], [0, 0, 38, 38], [20, 20, 36, 36]], dtype=torch.float)
+    matched = match_anchors(boxes, anchors, positive_iou=0.5, negative_iou=0.4)
+    assert matched[1] == 0  # IoU 0.04: forced
+    assert matched[2] == 1 and matched[3] == 2  # above 0.5
+    assert matched[0] == NEGATIVE  # IoU 0.07 with the big box
+    band = match_anchors(torch.tensor([[0, 0, 10, 20.0]]), torch.tensor([[0, 0, 10, 9.0], [0, 0, 10, 10.0]]), 0.6, 0.4)
+    assert band.tolist() == [IGNORED, 0]  # 0.45 falls in the band; the best (0.5) is forced
+    assert (match_anchors(torch.zeros(0, 4), anchors) == NEGATIVE).all()
+
+
+@pytest.mark.parametrize("kind", ["ssd", "tanh"])
+def test_encode_then_decode_gives_the_boxes_back(kind):
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.rand(500, 2, generator=g) * 100
+    anchors = torch.cat([anchors, anchors + 5 + torch.rand(500, 2, generator=g) * 40], dim=1)
+    centre, size = (anchors[:, :2] + anchors[:, 2:]) / 2, anchors[:, 2:] - anchors[:, :2]
+    # boxes within tanh's range: centre within 0.4 anchors, size 0.6-1.4x
+    new_centre = centre + (torch.rand(500, 2, generator=g) - 0.5) * 0.8 * size
+    new_size = size * (0.6 + 0.8 * torch.rand(500, 2, generator=g))
+    boxes = torch.cat([new_centre - new_size / 2, new_centre + new_size / 2], dim=1)
+    coder = BoxCoder(kind)
+    assert torch.allclose(coder.decode(coder.encode(boxes, anchors), anchors), boxes, atol=1e-3)
+
+
+def focal_by_hand(logits, targets, alpha, gamma):
+    p = torch.sigmoid(logits)
+    p_t = torch.where(targets == 1, p, 1 - p)
+    alpha_t = torch.where(targets == 1, torch.tensor(alpha), torch.tensor(1 - alpha))
+    return (-alpha_t * (1 - p_t) ** gamma * torch.log(p_t)).sum()
+
+
+def test_classification_loss_is_the_focal_loss_over_scored_anchors_per_positive():
+    anchors = torch.tensor([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 20, 20], [30, 30, 40, 40]], dtype=torch.float)
+    boxes, labels = [torch.tensor([[0, 0, 10, 10.0], [0, 0, 19, 19.0]])], [torch.tensor([2, 0])]
+    logits = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(1))
+    loss = DetectionLoss(anchors, 3, BoxCoder(), alpha=0.25, gamma=2.0, positive_iou=0.5, negative_iou=0.4)
+    out = loss(logits, torch.zeros(1, 4, 4), boxes, labels)
+    targets = torch.zeros(4, 3)
+    targets[0, 2] = targets[2, 0] = 1.0  # anchors 0 and 2 match; anchor 1 (IoU 0.26 with box 1) negative
+    assert out["positives"] == 2
+    assert torch.allclose(out["classification"], focal_by_hand(logits[0], targets, 0.25, 2.0) / 2, atol=1e-6)
+    perfect = torch.zeros(1, 4, 4)
+    perfect[0] = BoxCoder().encode(torch.tensor([[0, 0, 10, 10.0], [0, 0, 1, 1.0], [0, 0, 19, 19.0], [0, 0, 1, 1.0]]),
+                                   anchors)
+    assert float(loss(logits, perfect, boxes, labels)["localisation"]) < 1e-6
+    giou = DetectionLoss(anchors, 3, BoxCoder(), localisation="giou")
+    assert float(giou(logits, perfect, boxes, labels)["localisation"]) < 1e-5
+
+
+def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
+    anchors = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=torch.float)
+    logits = torch.full((1, 4, 2), -10.0)
+    logits[0, 0, 0], logits[0, 1, 0] = 3.0, 2.0  # two overlapping class-0 boxes: keep the stronger
+    logits[0, 2, 1] = 1.0  # same place, other class: kept
+    logits[0, 3, 0] = -4.0  # score 0.018: under the threshold
+    found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), score_threshold=0.05)[0]
+    assert found["labels"].tolist() == [0, 1]
+    assert torch.allclose(found["boxes"][0], anchors[0]) and found["scores"][0] == torch.sigmoid(torch.tensor(3.0))
+    assert len(detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), max_detections=1)[0]["boxes"]) == 1
