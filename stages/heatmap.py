@@ -4,10 +4,10 @@ FCN's MLflow run."""
 
 from pathlib import Path
 
-from pipeline.classify.evaluate import log_to_run
 from pipeline.cli import stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.heatmap.stage import run_heatmaps
+from pipeline.training import log_to_run
 
 
 @user_errors

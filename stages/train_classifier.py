@@ -5,17 +5,13 @@ the manifest from `prepare` and the saved pipelines from `augment`; the work is 
 """
 
 from pipeline.classify.train import train_classifier
-from pipeline.cli import stage_parser, user_errors
+from pipeline.cli import training_parser, user_errors
 from pipeline.config import load_params
 
 
 @user_errors
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--preview", default="reports/augment/classifier_preview.png")
-    parser.add_argument("--out", default="models/classifier", help="best.ckpt, last.ckpt, model.json, run.json")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
-    args = parser.parse_args(argv)
+    args = training_parser(__doc__, "reports/augment/classifier_preview.png", "models/classifier").parse_args(argv)
     result = train_classifier(load_params(args.params), args.manifest, args.pipelines, args.out,
                               resume=args.resume, preview=args.preview)
     m = result["metrics"]

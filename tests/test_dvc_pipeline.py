@@ -34,7 +34,8 @@ def repo_copy(tmp_path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     for name in ("data/prepared", "reports/prepare", "metrics", "data/augment", "reports/augment", "models",
-                 "reports/classifier", "reports/classifier_confusion", "reports/heatmap", "dvc.lock"):
+                 "reports/classifier", "reports/classifier_confusion", "reports/heatmap", "reports/detector",
+                 "reports/detector_pr", "dvc.lock"):
         target = dest / name
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run(["git", "init", "-q"], dest)
@@ -48,7 +49,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
     for chain in (("prepare", "augment", "train_classifier", "evaluate_classifier"),
-                  ("augment", "train_fcn", "heatmap")):  # the DAG's two branches after augment
+                  ("augment", "train_fcn", "heatmap")):  # the DAG's branches after augment
         order = [out.index(f"Running stage '{s}'") for s in chain]
         assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):

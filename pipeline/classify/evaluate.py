@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
 
 from pipeline.classify.data import ClassificationData, data_from_config
-from pipeline.classify.train import MODEL_FILE, RUN_FILE
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.tracking import tracking_uri
+from pipeline.training import MODEL_FILE, log_to_run
 from pipeline.viz import Panel, plt, save_grid
 
 MAX_MISTAKES = 16
@@ -127,14 +125,3 @@ def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, a
             metrics[f"eval_{split}_precision_{name}"] = c["precision"]
             metrics[f"eval_{split}_recall_{name}"] = c["recall"]
     log_to_run(cfg, model_dir, metrics, artifacts, "evaluation")
-
-
-def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],
-               folder: str) -> None:
-    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``."""
-    run_id = json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
-    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
-    for name, value in metrics.items():
-        client.log_metric(run_id, name, float(value))
-    for path in artifacts:
-        client.log_artifact(run_id, str(path), artifact_path=folder)

@@ -52,7 +52,49 @@ class SeededSteps:
         torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 
-class ClassifierModule(SeededSteps, L.LightningModule):
+class TransferSchedule:
+    """LightningModule mixin: ``freeze_epochs`` with a frozen backbone (``backbone()``), then all
+    layers with discriminative learning rates (``lr_mult`` over ``net.param_groups()``, early ->
+    late), each phase with its own one-cycle/cosine/constant schedule.
+
+    Needs: net, lr, weight_decay, lr_mult, freeze_epochs, epochs, schedule, steps (optimiser
+    steps per epoch in the frozen phase and after).
+    """
+
+    def backbone(self) -> nn.Module:
+        return self.net.features
+
+    def frozen(self, epoch: int | None = None) -> bool:
+        return (self.current_epoch if epoch is None else epoch) < self.freeze_epochs
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        for p in self.backbone().parameters():
+            p.requires_grad_(trainable)
+        self.backbone().train(trainable and self.training)
+
+    def on_train_epoch_start(self) -> None:
+        self.set_backbone_trainable(not self.frozen())
+
+    def configure_optimizers(self):
+        groups = self.net.param_groups()
+        mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
+        optimiser = torch.optim.AdamW(
+            [{"params": params, "lr": self.lr * m} for params, m in zip(groups, mults)],
+            lr=self.lr, weight_decay=self.weight_decay)
+        shape = phase_schedule(self.schedule)
+        frozen_steps = self.freeze_epochs * self.steps[0]
+        tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])
+
+        def multiplier(step: int) -> float:
+            if step < frozen_steps:
+                return shape(step / frozen_steps)
+            return shape((step - frozen_steps) / tuned_steps)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class ClassifierModule(SeededSteps, TransferSchedule, L.LightningModule):
     def __init__(self, net: ClassifierNet, classes: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
                  lr_mult=(0.01, 0.1, 1.0), freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle",
                  weights: torch.Tensor | None = None, label_smoothing: float = 0.0, seed: int = 0,
@@ -70,19 +112,6 @@ class ClassifierModule(SeededSteps, L.LightningModule):
             for name, metric in (("acc", MulticlassAccuracy(k, average="micro")),
                                  ("f1", MulticlassF1Score(k, average="macro")))
         })
-
-    # --- phases -----------------------------------------------------------------------------
-    def frozen(self, epoch: int | None = None) -> bool:
-        return (self.current_epoch if epoch is None else epoch) < self.freeze_epochs
-
-    def set_backbone_trainable(self, trainable: bool) -> None:
-        for p in self.net.features.parameters():
-            p.requires_grad_(trainable)
-        self.net.features.train(trainable and self.training)
-
-    def on_train_epoch_start(self) -> None:
-        self.set_backbone_trainable(not self.frozen())
-
 
     # --- steps ------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -109,22 +138,3 @@ class ClassifierModule(SeededSteps, L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.shared_step(batch, "val")
-
-    # --- optimisation -----------------------------------------------------------------------
-    def configure_optimizers(self):
-        groups = self.net.param_groups()
-        mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
-        optimiser = torch.optim.AdamW(
-            [{"params": params, "lr": self.lr * m} for params, m in zip(groups, mults)],
-            lr=self.lr, weight_decay=self.weight_decay)
-        shape = phase_schedule(self.schedule)
-        frozen_steps = self.freeze_epochs * self.steps[0]
-        tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])
-
-        def multiplier(step: int) -> float:
-            if step < frozen_steps:
-                return shape(step / frozen_steps)
-            return shape((step - frozen_steps) / tuned_steps)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -22,13 +22,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.classify.evaluate import build_from_info, load_classifier
-from pipeline.classify.train import RUN_FILE, open_logger, train_classifier
+from pipeline.classify.train import train_classifier
 from pipeline.data.patches import BACKGROUND
 from pipeline.detect.data import DetectionData
 from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.io.atomic import atomic_write_json
 from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.training import RUN_FILE, open_logger
 
 CLASSIFIER_DIR = "classifier"
 FCN_FILE = "fcn.json"

@@ -1,0 +1,108 @@
+"""Evaluate a trained detector on val/test: COCO metrics (mAP@0.5, mAP@[.5:.95], by size and per
+class), precision-recall curves at IoU 0.5 (CSV for `dvc plots` and a PNG), and pictures of
+ground truth next to predictions. Everything is logged to the training's MLflow run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torchmetrics.detection import MeanAveragePrecision
+
+from pipeline.detect.data import DetectionData
+from pipeline.detect.metrics import detection_metrics
+from pipeline.detect.postprocess import detections
+from pipeline.detect.train import load_detector
+from pipeline.io.atomic import atomic_dir, atomic_write_json
+from pipeline.training import log_to_run
+from pipeline.viz import Panel, plt, save_grid
+
+PICTURES = 8
+DRAW_SCORE = 0.3  # predictions drawn on the pictures
+
+
+@torch.no_grad()
+def predict(net, anchors, coder, info: dict, data: DetectionData, split: str):
+    """(predictions, targets, images) of a split, through the eval pipeline."""
+    preds, targets, images = [], [], []
+    for batch in data.loader(split, augment=False, shuffle=False):
+        preds += detections(*net(batch["images"]), anchors, coder, tuple(info["input_size"]), **info["postprocess"])
+        targets += [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])]
+        images += list(batch["images"])
+    return preds, targets, images
+
+
+def pr_curves(preds, targets, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recall points (101) and precision per class (K x 101) at IoU 0.5, from COCOeval's table."""
+    metric = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval", iou_thresholds=[0.5],
+                                  extended_summary=True, class_metrics=True)
+    metric.update(preds, targets)
+    result = metric.compute()
+    precision = result["precision"][0, :, :, 0, -1].numpy()  # recall x class, all areas, 100 detections
+    curves = np.full((num_classes, precision.shape[0]), np.nan)
+    present = [int(c) for c in result["classes"].flatten().tolist()]
+    for column, c in enumerate(present[: precision.shape[1]]):
+        curves[c] = np.where(precision[:, column] < 0, np.nan, precision[:, column])
+    return np.linspace(0, 1, precision.shape[0]), curves
+
+
+def save_pr(recall, curves, classes, csv_dir: Path, png: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for c, name in enumerate(classes):
+        if np.all(np.isnan(curves[c])):
+            continue
+        with open(csv_dir / f"{name}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["recall", "precision"])
+            writer.writerows((f"{r:.2f}", f"{p:.4f}") for r, p in zip(recall, np.nan_to_num(curves[c])))
+        ax.plot(recall, curves[c], label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def save_pictures(images, preds, targets, classes, path: Path) -> None:
+    panels = []
+    for image, pred, target in list(zip(images, preds, targets))[:PICTURES]:
+        pixels = image.permute(1, 2, 0).numpy()
+        panels.append(Panel(pixels, target["boxes"].tolist(), [classes[int(i)] for i in target["labels"]],
+                            "ground truth"))
+        shown = pred["scores"] >= DRAW_SCORE
+        panels.append(Panel(pixels, pred["boxes"][shown].tolist(),
+                            [f"{classes[int(i)]} {float(s):.2f}" for i, s in
+                             zip(pred["labels"][shown], pred["scores"][shown])], f"predicted (score >= {DRAW_SCORE})"))
+    save_grid(panels, path, ncols=4)
+
+
+def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
+                      metrics_path: str | Path, reports_dir: str | Path, pr_dir: str | Path) -> dict:
+    net, anchors, coder, info = load_detector(model_dir)
+    classes = info["classes"]
+    data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), 0, int(cfg.seed))
+    results, flat, reports_dir, pr_dir = {}, {}, Path(reports_dir), Path(pr_dir)
+    with atomic_dir(reports_dir) as reports, atomic_dir(pr_dir) as curves_dir:
+        for split in ("val", "test"):
+            if not data.samples[split]:
+                continue
+            preds, targets, images = predict(net, anchors, coder, info, data, split)
+            results[split] = detection_metrics(preds, targets, classes)
+            flat.update({f"eval_{split}_{k}": v for k, v in results[split].items()
+                         if isinstance(v, float) and v is not None})
+            recall, curves = pr_curves(preds, targets, len(classes))
+            (curves_dir / split).mkdir()
+            save_pr(recall, curves, classes, curves_dir / split, reports / f"pr_{split}.png",
+                    f"{split}: precision-recall at IoU 0.5 (mAP@0.5 {results[split]['map_50']:.3f})")
+            if split == "val":
+                save_pictures(images, preds, targets, classes, reports / "predictions_val.png")
+    atomic_write_json(metrics_path, results)
+    log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation")
+    return results

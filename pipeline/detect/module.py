@@ -1,0 +1,61 @@
+"""The detector's Lightning module: focal-loss training with a frozen-backbone warm-up, then
+discriminative fine-tuning (as the classifier); validation mAP with torchmetrics."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.detection import MeanAveragePrecision
+
+from pipeline.classify.module import SeededSteps, TransferSchedule
+from pipeline.detect.coding import BoxCoder
+from pipeline.detect.loss import DetectionLoss
+from pipeline.detect.model import SSD
+from pipeline.detect.postprocess import detections
+
+
+class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
+    def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder, postprocess: dict,
+                 input_size: tuple[int, int], lr: float = 2e-3, weight_decay: float = 1e-4, lr_mult=(0.1, 1.0),
+                 freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle", seed: int = 0,
+                 steps: tuple[int, int] = (1, 1)):
+        super().__init__()
+        self.net, self.loss, self.coder = net, loss, coder
+        self.register_buffer("anchors", anchors)
+        self.postprocess, self.input_size = dict(postprocess), tuple(input_size)
+        self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
+        self.freeze_epochs, self.epochs, self.schedule, self.seed, self.steps = freeze_epochs, epochs, schedule, seed, steps
+        self.val_map = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")
+
+    def backbone(self) -> nn.Module:
+        return self.net.backbone
+
+    def forward(self, images: torch.Tensor):
+        return self.net(images)
+
+    def detect(self, images: torch.Tensor) -> list[dict]:
+        return detections(*self.net(images), self.anchors, self.coder, self.input_size, **self.postprocess)
+
+    def shared_step(self, batch: dict, split: str):
+        logits, deltas = self.net(batch["images"])
+        parts = self.loss(logits, deltas, batch["boxes"], batch["labels"])
+        n = len(batch["images"])
+        for name in ("loss", "classification", "localisation"):
+            self.log(f"{split}_{name}" if name != "loss" else f"{split}_loss", parts[name], on_step=False,
+                     on_epoch=True, prog_bar=name == "loss", batch_size=n)
+        return parts["loss"], logits, deltas
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.shared_step(batch, "train")[0]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        _, logits, deltas = self.shared_step(batch, "val")
+        found = detections(logits, deltas, self.anchors, self.coder, self.input_size, **self.postprocess)
+        self.val_map.update(found, [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])])
+
+    def on_validation_epoch_end(self) -> None:
+        result = self.val_map.compute()
+        self.log("val_map_50", result["map_50"], prog_bar=True)
+        self.log("val_map", result["map"])
+        self.val_map.reset()

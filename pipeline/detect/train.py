@@ -1,0 +1,82 @@
+"""Train the SSD detector: data, network, anchors and loss from config; one MLflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.detect.anchors import make_anchors, spec_from_config
+from pipeline.detect.coding import BoxCoder
+from pipeline.detect.data import DetectionData
+from pipeline.detect.loss import DetectionLoss
+from pipeline.detect.model import SSD
+from pipeline.detect.module import DetectorModule
+from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.training import MODEL_FILE, tracked_fit
+
+
+def build_detector(mc, num_classes: int, input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
+    """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder."""
+    levels = list(mc.anchors.levels)
+    probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
+                levels)  # grids first: the anchors per cell depend on nothing else
+    spec = spec_from_config(mc.anchors, len(probe.grids))
+    net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), str(mc.pretrained), int(mc.width),
+              int(mc.extra_channels), levels, float(mc.prior))
+    anchors = make_anchors(net.grids, spec, tuple(input_size))
+    return net, anchors, BoxCoder(str(mc.coding), tuple(float(v) for v in mc.variances))
+
+
+def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: BoxCoder, num_classes: int,
+                    input_size, steps: int) -> DetectorModule:
+    tc = cfg.train.detector
+    pretrained = str(cfg.model.detector.pretrained) != "none"
+    loss = DetectionLoss(anchors, num_classes, coder, float(tc.loss.alpha), float(tc.loss.gamma),
+                         str(tc.loss.localisation), float(tc.loss.box_weight), float(tc.matching.positive_iou),
+                         float(tc.matching.negative_iou))
+    return DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
+                          tuple(input_size), float(tc.lr), float(tc.weight_decay), list(tc.lr_mult),
+                          int(tc.freeze_epochs) if pretrained else 0, int(tc.epochs), str(tc.schedule),
+                          int(cfg.seed), (steps, steps))
+
+
+def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
+                   resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train_detector",
+                   preview: str | Path | None = None) -> dict:
+    """Writes to ``out_dir``: best.ckpt (highest val mAP@0.5), last.ckpt, model.json, run.json."""
+    manifest, out_dir, tc = Path(manifest), Path(out_dir), cfg.train.detector
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
+    input_size = tuple(int(v) for v in cfg.augment.detector.input_size)
+    net, anchors, coder = build_detector(cfg.model.detector, len(data.classes), input_size)
+    module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
+    model_info = {"model": OmegaConf.to_container(cfg.model.detector, resolve=True), "classes": data.classes,
+                  "input_size": list(input_size),
+                  "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True)}
+    derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
+               "classes": ",".join(data.classes), "train_images": len(data.samples["train"])}
+    artifacts = [Path(pipelines_dir) / "detector_train.json", Path(pipelines_dir) / "detector_eval.json"]
+    if preview and Path(preview).is_file():
+        artifacts.append(Path(preview))
+    trainer, logger, checkpoint = tracked_fit(
+        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_map_50", "max", model_info, derived,
+        artifacts, resume, callbacks, tc.get("early_stopping_patience"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
+            "best": str(checkpoint.best_model_path)}
+
+
+def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):
+    """(network in eval mode, anchors, coder, model.json) of a trained detector folder."""
+    model_dir = Path(model_dir)
+    info = json.loads((model_dir / MODEL_FILE).read_text())
+    mc = OmegaConf.create({**info["model"], "pretrained": "none"})
+    net, anchors, coder = build_detector(mc, len(info["classes"]), info["input_size"])
+    net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))
+    return net.eval(), anchors, coder, info

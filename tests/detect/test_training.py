@@ -1,0 +1,41 @@
+"""Detector training and evaluation on tiny data: the Lightning loop, the MLflow run, the saved
+folder, the metrics, PR curves and pictures."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.detect.evaluate import evaluate_detector
+from pipeline.detect.train import load_detector, train_detector
+from pipeline.tracking import tracking_uri
+from tests.conftest import tiny_config
+
+
+def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_path):
+    cfg = tiny_config(tmp_path, "train.detector.epochs=2", "train.detector.freeze_epochs=1",
+                      "train.detector.batch_size=8")
+    result = train_detector(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "det")
+    assert {"val_map_50", "val_map", "train_loss", "val_loss"} <= set(result["metrics"])
+    client = MlflowClient(tracking_uri(cfg.logger))
+    run = client.get_run(result["run_id"])
+    assert run.data.tags["stage"] == "train_detector" and run.data.params["model.detector.backbone"] == \
+        "tf_efficientnet_lite0"
+    assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
+    assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    net, anchors, coder, info = load_detector(tmp_path / "det")
+    with torch.no_grad():
+        logits, deltas = net(torch.zeros(1, 3, 160, 160))
+    assert logits.shape == (1, len(anchors), len(info["classes"])) and deltas.shape == (1, len(anchors), 4)
+
+    results = evaluate_detector(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "det",
+                                tmp_path / "metrics.json", tmp_path / "reports", tmp_path / "pr")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(saved) == set(results) and "val" in saved and 0.0 <= saved["val"]["map_50"] <= 1.0
+    assert {"map", "map_50", "map_75", "per_class", "objects"} <= set(saved["val"])
+    assert (tmp_path / "reports/pr_val.png").is_file() and (tmp_path / "reports/predictions_val.png").is_file()
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/pr_val.png", "evaluation/predictions_val.png", "evaluation/metrics.json"} <= logged
+    assert "eval_val_map_50" in client.get_run(run.info.run_id).data.metrics
