@@ -96,7 +96,7 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
             preds, targets, images = predict(net, anchors, coder, info, data, split)
             results[split] = detection_metrics(preds, targets, classes)
             flat.update({f"eval_{split}_{k}": v for k, v in results[split].items()
-                         if isinstance(v, float) and v is not None})
+                         if isinstance(v, float)})  # None: no objects of that size
             recall, curves = pr_curves(preds, targets, len(classes))
             (curves_dir / split).mkdir()
             save_pr(recall, curves, classes, curves_dir / split, reports / f"pr_{split}.png",

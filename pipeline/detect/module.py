@@ -34,9 +34,6 @@ class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
     def forward(self, images: torch.Tensor):
         return self.net(images)
 
-    def detect(self, images: torch.Tensor) -> list[dict]:
-        return detections(*self.net(images), self.anchors, self.coder, self.input_size, **self.postprocess)
-
     def shared_step(self, batch: dict, split: str):
         logits, deltas = self.net(batch["images"])
         parts = self.loss(logits, deltas, batch["boxes"], batch["labels"])
