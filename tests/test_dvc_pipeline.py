@@ -49,7 +49,8 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
     for chain in (("prepare", "augment", "train_classifier", "evaluate_classifier"),
-                  ("augment", "train_fcn", "heatmap")):  # the DAG's branches after augment
+                  ("augment", "train_fcn", "heatmap"),
+                  ("augment", "train_detector", "evaluate_detector")):  # the DAG's branches after augment
         order = [out.index(f"Running stage '{s}'") for s in chain]
         assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
@@ -71,6 +72,10 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
     assert '"speed_ratio"' in shown and (repo_copy / "reports/heatmap/overlays.png").is_file()
     assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
+    assert '"map_50"' in shown and (repo_copy / "reports/detector/predictions_val.png").is_file()
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))
+    curves = [name for name in plots if name.startswith("reports/detector_pr/val/")]
+    assert curves and all(plots[name][0]["type"] == "vega" for name in curves), sorted(plots)
 
 
 def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):

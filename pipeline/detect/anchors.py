@@ -42,6 +42,17 @@ def linear_sizes(levels: int, smallest: float, largest: float) -> tuple[float, .
     return tuple(smallest + (largest - smallest) * k / (levels - 1) for k in range(levels))
 
 
+def geometric_sizes(levels: int, smallest: float, largest: float) -> tuple[float, ...]:
+    """Sizes with a constant ratio between neighbouring levels (as RetinaNet's per-octave scales):
+    with zooms at the square root of that ratio, every object size is near an anchor's."""
+    if levels == 1:
+        return (smallest,)
+    return tuple(smallest * (largest / smallest) ** (k / (levels - 1)) for k in range(levels))
+
+
+SPACINGS = {"linear": linear_sizes, "geometric": geometric_sizes}
+
+
 def level_anchors(grid: tuple[int, int], size: tuple[float, float], spec: AnchorSpec,
                   image_size: tuple[int, int]) -> torch.Tensor:
     """rows * cols * per_cell x 4 anchors (xyxy, input pixels) of one level."""
@@ -63,12 +74,16 @@ def make_anchors(grids: Sequence[tuple[int, int]], spec: AnchorSpec, image_size:
 
 
 def spec_from_config(cfg, levels: int) -> AnchorSpec:
-    """``anchors`` config: zooms, ratios and sizes (``cell``, a list, or ``{smallest, largest}``)."""
+    """``anchors`` config: zooms, ratios and sizes (``cell``, a list, or ``{smallest, largest,
+    spacing}`` with spacing ``linear`` (the SSD paper's, the default) or ``geometric``)."""
     sizes = cfg.get("sizes", "cell")
     if sizes == "cell":
         chosen = None
     elif hasattr(sizes, "get") and "smallest" in sizes:
-        chosen = linear_sizes(levels, float(sizes["smallest"]), float(sizes["largest"]))
+        spacing = str(sizes.get("spacing", "linear"))
+        if spacing not in SPACINGS:
+            raise ValueError(f"anchors.sizes.spacing: {spacing!r} is not one of {sorted(SPACINGS)}")
+        chosen = SPACINGS[spacing](levels, float(sizes["smallest"]), float(sizes["largest"]))
     else:
         chosen = tuple(float(s) for s in sizes)
     return AnchorSpec(tuple(float(z) for z in cfg.zooms), tuple(float(r) for r in cfg.ratios), chosen)

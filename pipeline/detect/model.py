@@ -1,5 +1,7 @@
-"""The SSD detector (seed 003's shape): a backbone feature pyramid (timm ``features_only``), extra
-stride-2 layers down to 1x1, and a class head and a box head (3x3 convolutions) per level.
+"""The SSD detector: a backbone feature pyramid (timm ``features_only``), optionally an FPN neck
+(torchvision's FeaturePyramidNetwork: the fine maps get the coarse maps' semantics), extra
+stride-2 layers down to 1x1, and class and box heads: seed 003's one 3x3 convolution per level, or
+RetinaNet's towers of ``head_depth`` convolutions shared by all levels.
 
 Input: uint8-range images (B x 3 x H x W, 0..255), normalised inside. Output: class logits
 B x A x K (sigmoid per class, no background class) and box deltas B x A x 4, anchors ordered
@@ -13,6 +15,7 @@ import math
 import timm
 import torch
 from torch import nn
+from torchvision.ops import FeaturePyramidNetwork
 
 from pipeline.models.pretrained import PretrainedUnavailable, lite0_imagenet_state_dict
 
@@ -66,14 +69,40 @@ def backbone_pyramid(name: str, pretrained: str, width: int) -> tuple[nn.Module,
     return net, list(net.feature_info.channels()), tuple(cfg.get("mean", (0.5,) * 3)), tuple(cfg.get("std", (0.5,) * 3))
 
 
+def head_tower(channels: int, depth: int) -> nn.Sequential:
+    """RetinaNet's head body: ``depth`` 3x3 convolutions with group norm and ReLU (none for seed 003)."""
+    return nn.Sequential(*(layer for _ in range(depth) for layer in (
+        nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(8, channels), nn.ReLU(inplace=True))))
+
+
+class Head(nn.Module):
+    """A tower and a 3x3 output convolution: ``outputs`` values per anchor, ``per_cell`` anchors."""
+
+    def __init__(self, channels: int, depth: int, per_cell: int, outputs: int, bias: float = 0.0):
+        super().__init__()
+        self.tower, self.outputs = head_tower(channels, depth), outputs
+        self.out = nn.Conv2d(channels, per_cell * outputs, 3, padding=1)
+        nn.init.normal_(self.out.weight, std=0.01)
+        nn.init.constant_(self.out.bias, bias)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """B x (H * W * per_cell) x outputs, in the anchors' order (row, col, anchor)."""
+        return self.out(self.tower(fmap)).permute(0, 2, 3, 1).reshape(fmap.shape[0], -1, self.outputs)
+
+
 class SSD(nn.Module):
     def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int],
                  backbone: str = LITE0, pretrained: str = "imagenet", width: int = 16, extra_channels: int = 128,
-                 levels: list[int] | None = None, prior: float = 0.01):
+                 levels: list[int] | None = None, prior: float = 0.01, neck: str = "none", head_depth: int = 0):
         super().__init__()
         self.backbone, channels, mean, std = backbone_pyramid(backbone, pretrained, width)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255)
+        if neck not in ("none", "fpn"):
+            raise ValueError(f"model.detector.neck: {neck!r} is not one of none, fpn")
+        self.neck = FeaturePyramidNetwork(channels, extra_channels) if neck == "fpn" else None
+        if self.neck is not None:
+            channels = [extra_channels] * len(channels)
         # extra stride-2 layers after the last backbone map, until the map is 1x1
         width_px, height_px = input_size
         self.backbone.eval()
@@ -89,13 +118,16 @@ class SSD(nn.Module):
         self.levels = list(range(len(all_channels))) if levels is None else [
             lv % len(all_channels) for lv in levels]
         self.num_classes, self.per_cell = num_classes, anchors_per_cell
-        self.class_heads = nn.ModuleList(nn.Conv2d(all_channels[lv], anchors_per_cell * num_classes, 3, padding=1)
-                                         for lv in self.levels)
-        self.box_heads = nn.ModuleList(nn.Conv2d(all_channels[lv], anchors_per_cell * 4, 3, padding=1)
-                                       for lv in self.levels)
-        for head in self.class_heads:  # RetinaNet's prior: every anchor starts at probability `prior`
-            nn.init.normal_(head.weight, std=0.01)
-            nn.init.constant_(head.bias, -math.log((1 - prior) / prior))
+        used = {all_channels[lv] for lv in self.levels}
+        if head_depth and len(used) > 1:
+            raise ValueError(f"model.detector.head_depth: shared heads need one channel count on every level, not "
+                             f"{sorted(used)}; use neck: fpn, or head_depth: 0 (one head per level)")
+        bias = -math.log((1 - prior) / prior)  # RetinaNet's prior: every anchor starts at probability `prior`
+        count = 1 if head_depth else len(self.levels)  # shared by all levels, or one per level (seed 003)
+        self.class_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, num_classes, bias)
+                                         for lv in self.levels[:count])
+        self.box_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, 4)
+                                       for lv in self.levels[:count])
         self.eval()  # probing with one image: batch norm must not need batch statistics
         with torch.no_grad():
             self.grids = [tuple(m.shape[2:]) for m in self.feature_maps(torch.zeros(1, 3, height_px, width_px))]
@@ -104,19 +136,21 @@ class SSD(nn.Module):
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = (images.float() - self.mean) / self.std
         maps = list(self.backbone(x))
+        if self.neck is not None:
+            maps = list(self.neck({str(i): m for i, m in enumerate(maps)}).values())
         for extra in self.extras:
             maps.append(extra(maps[-1]))
         return [maps[lv] for lv in self.levels]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, deltas = [], []
-        for fmap, cls_head, box_head in zip(self.feature_maps(images), self.class_heads, self.box_heads):
-            b = fmap.shape[0]
-            logits.append(cls_head(fmap).permute(0, 2, 3, 1).reshape(b, -1, self.num_classes))
-            deltas.append(box_head(fmap).permute(0, 2, 3, 1).reshape(b, -1, 4))
+        for i, fmap in enumerate(self.feature_maps(images)):
+            head = i % len(self.class_heads)
+            logits.append(self.class_heads[head](fmap))
+            deltas.append(self.box_heads[head](fmap))
         return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
 
     def param_groups(self) -> list[list[nn.Parameter]]:
-        """Backbone, then the new layers (extras and heads): for frozen warm-up and discriminative LRs."""
-        new = [*self.extras.parameters(), *self.class_heads.parameters(), *self.box_heads.parameters()]
+        """Backbone, then the new layers (neck, extras, heads): for frozen warm-up and discriminative LRs."""
+        new = [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
         return [list(self.backbone.parameters()), new]

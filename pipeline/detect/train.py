@@ -28,7 +28,7 @@ def build_detector(mc, num_classes: int, input_size) -> tuple[SSD, torch.Tensor,
                 levels)  # grids first: the anchors per cell depend on nothing else
     spec = spec_from_config(mc.anchors, len(probe.grids))
     net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), str(mc.pretrained), int(mc.width),
-              int(mc.extra_channels), levels, float(mc.prior))
+              int(mc.extra_channels), levels, float(mc.prior), str(mc.get("neck", "none")), int(mc.get("head_depth", 0)))
     anchors = make_anchors(net.grids, spec, tuple(input_size))
     return net, anchors, BoxCoder(str(mc.coding), tuple(float(v) for v in mc.variances))
 

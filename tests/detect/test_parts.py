@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors
+from omegaconf import OmegaConf
+
+from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.matching import IGNORED, NEGATIVE, match_anchors
@@ -36,6 +38,15 @@ def test_ssd_like_sizes_are_linear_and_counts_follow_the_grids():
     assert torch.allclose(last, torch.tensor([8.0, 8.0, 152.0, 152.0]))
     with pytest.raises(ValueError, match="sizes"):
         make_anchors(grids[:2], spec, (160, 160))
+
+
+def test_geometric_sizes_keep_a_constant_ratio_between_levels():
+    cfg = OmegaConf.create({"zooms": [1.0], "ratios": [1.0], "sizes": {"smallest": 0.1, "largest": 0.8,
+                                                                      "spacing": "geometric"}})
+    assert spec_from_config(cfg, 4).sizes == pytest.approx((0.1, 0.2, 0.4, 0.8))
+    cfg.sizes.spacing = "cubic"
+    with pytest.raises(ValueError, match="spacing"):
+        spec_from_config(cfg, 4)
 
 
 def test_every_box_gets_its_best_anchor_even_below_the_threshold():
@@ -99,3 +110,19 @@ def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     assert found["labels"].tolist() == [0, 1]
     assert torch.allclose(found["boxes"][0], anchors[0]) and found["scores"][0] == torch.sigmoid(torch.tensor(3.0))
     assert len(detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), max_detections=1)[0]["boxes"]) == 1
+
+
+def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
+    from pipeline.detect.model import SSD
+
+    net = SSD(3, 6, (96, 96), "scratch", "none", neck="fpn", extra_channels=32, head_depth=2).eval()
+    assert len(net.class_heads) == len(net.box_heads) == 1  # RetinaNet: one tower pair for all levels
+    with torch.no_grad():
+        logits, deltas = net(torch.zeros(2, 3, 96, 96))
+    anchors = sum(r * c for r, c in net.grids) * 6
+    assert logits.shape == (2, anchors, 3) and deltas.shape == (2, anchors, 4)
+    assert torch.allclose(torch.sigmoid(logits), torch.tensor(0.01), atol=0.005)  # the prior at the start
+    seed003 = SSD(3, 6, (96, 96), "scratch", "none", neck="none", head_depth=0)
+    assert len(seed003.class_heads) == len(seed003.grids)  # one head per level
+    with pytest.raises(ValueError, match="neck: fpn"):
+        SSD(3, 6, (96, 96), "scratch", "none", neck="none", head_depth=2)  # levels of 64, 128 channels

@@ -1,0 +1,84 @@
+"""Benchmark: training and inference throughput of the default detector on this CPU.
+
+    python benchmarks/detector_throughput.py      # after `dvc repro` (needs data/prepared, data/augment)
+
+Builds the detector of params.yaml (model.detector, its anchors, train.detector's loss) and feeds
+it real augmented training batches. Prints, measured in this run, images/s of:
+  - the data (decode + augment + collate, in this process);
+  - a training step (forward, focal loss, backward, AdamW step) with the backbone frozen (the
+    warm-up epochs) and with every layer trained;
+  - inference (forward + post-processing with NMS) at batch 16, and the latency at batch 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import torch
+
+import pipeline  # noqa: F401  (offline environment defaults)
+from pipeline.config import load_params
+from pipeline.detect.data import DetectionData
+from pipeline.detect.postprocess import detections
+from pipeline.detect.train import build_detector, detector_module
+
+
+def images_per_second(step, batches: list[dict], repeats: int) -> float:
+    step(batches[0])  # warm-up, outside the clock
+    count, start = 0, time.perf_counter()
+    for batch in itertools.islice(itertools.cycle(batches), repeats):
+        step(batch)
+        count += len(batch["images"])
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", default="data/prepared/manifest.json")
+    parser.add_argument("--pipelines", default="data/augment")
+    parser.add_argument("--steps", type=int, default=10, help="timed batches per measurement")
+    args = parser.parse_args()
+    cfg = load_params(args.params)
+    tc = cfg.train.detector
+    torch.manual_seed(int(cfg.seed))
+    data = DetectionData(args.manifest, args.pipelines, int(tc.batch_size), 0, int(cfg.seed))
+    size = tuple(int(v) for v in cfg.augment.detector.input_size)
+    net, anchors, coder = build_detector(cfg.model.detector, len(data.classes), size)
+    module = detector_module(cfg, net, anchors, coder, len(data.classes), size, data.steps_per_epoch())
+    batches, start = [], time.perf_counter()
+    for batch in itertools.islice(data.train_dataloader(), args.steps):
+        batches.append(batch)
+    loading = sum(len(b["images"]) for b in batches) / (time.perf_counter() - start)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+
+    def train_step(batch):
+        optimiser.zero_grad()
+        module.loss(*net(batch["images"]), batch["boxes"], batch["labels"])["loss"].backward()
+        optimiser.step()
+
+    print(f"detector {cfg.model.detector.backbone} + {cfg.model.detector.get('neck', 'none')} neck at "
+          f"{size[0]}x{size[1]}, {len(anchors)} anchors, batch {tc.batch_size}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"data (decode + augment + collate, 1 process): {loading:.0f} img/s")
+    net.train()
+    module.set_backbone_trainable(False)
+    print(f"training step, backbone frozen: {images_per_second(train_step, batches, args.steps):.1f} img/s")
+    module.set_backbone_trainable(True)
+    print(f"training step, all layers: {images_per_second(train_step, batches, args.steps):.1f} img/s")
+    net.eval()
+
+    @torch.no_grad()
+    def infer(batch):
+        detections(*net(batch["images"]), anchors, coder, size, **tc.postprocess)
+
+    print(f"inference + post-processing, batch {tc.batch_size}: {images_per_second(infer, batches, args.steps):.1f} img/s")
+    singles = [{"images": b["images"][:1]} for b in batches]
+    latency = 1000 / images_per_second(infer, singles, args.steps)
+    print(f"inference latency, batch 1: {latency:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
