@@ -73,7 +73,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert '"speed_ratio"' in shown and (repo_copy / "reports/heatmap/overlays.png").is_file()
     assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
     assert '"map_50"' in shown and (repo_copy / "reports/detector/predictions_val.png").is_file()
-    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))["data"]
     curves = [name for name in plots if name.startswith("reports/detector_pr/val/")]
     assert curves and all(plots[name][0]["type"] == "vega" for name in curves), sorted(plots)
 

@@ -39,13 +39,20 @@ class DetectionData(L.LightningDataModule):
         return AugmentedDataset(len(samples), lambda i: detection_example(self.manifest, samples[i]),
                                 self.pipelines[augment], self.seed)
 
+    def lone_last_image(self, split: str) -> bool:
+        """Whether the last training batch would hold one image: batch norm cannot train on it (the
+        1x1 levels have one value per channel), so that image waits for the next epoch's shuffle."""
+        return len(self.samples[split]) % self.batch_size == 1 and len(self.samples[split]) > 1
+
     def loader(self, split: str, augment: bool, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split, augment)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, self.seed),
-                          num_workers=self.num_workers, collate_fn=detection_collate)
+                          num_workers=self.num_workers, collate_fn=detection_collate,
+                          drop_last=augment and self.lone_last_image(split))
 
     def steps_per_epoch(self) -> int:
-        return -(-len(self.samples["train"]) // self.batch_size)
+        count = len(self.samples["train"])
+        return count // self.batch_size if self.lone_last_image("train") else -(-count // self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", augment=True, shuffle=True)

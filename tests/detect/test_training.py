@@ -39,3 +39,15 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/pr_val.png", "evaluation/predictions_val.png", "evaluation/metrics.json"} <= logged
     assert "eval_val_map_50" in client.get_run(run.info.run_id).data.metrics
+
+
+def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):
+    from pipeline.detect.data import DetectionData
+
+    n = len(DetectionData(tiny_data / "prepared/manifest.json", tiny_data / "augment").samples["train"])
+    data = DetectionData(tiny_data / "prepared/manifest.json", tiny_data / "augment", batch_size=n - 1)
+    sizes = [len(batch["images"]) for batch in data.train_dataloader()]
+    assert sizes == [n - 1] and data.steps_per_epoch() == 1  # batch norm cannot train on one image
+    assert [len(b["images"]) for b in data.val_dataloader()] == [len(data.samples["val"])]  # evaluation keeps all
+    even = DetectionData(tiny_data / "prepared/manifest.json", tiny_data / "augment", batch_size=n - 2)
+    assert [len(batch["images"]) for batch in even.train_dataloader()] == [n - 2, 2]
