@@ -35,7 +35,7 @@ def repo_copy(tmp_path) -> Path:
             shutil.copy2(source, dest / name)
     for name in ("data/prepared", "reports/prepare", "metrics", "data/augment", "reports/augment", "models",
                  "reports/classifier", "reports/classifier_confusion", "reports/heatmap", "reports/detector",
-                 "reports/detector_pr", "dvc.lock"):
+                 "reports/detector_pr", "bundles", "dvc.lock"):
         target = dest / name
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run(["git", "init", "-q"], dest)
@@ -50,7 +50,8 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert "Running stage 'prepare'" in out
     for chain in (("prepare", "augment", "train_classifier", "evaluate_classifier"),
                   ("augment", "train_fcn", "heatmap"),
-                  ("augment", "train_detector", "evaluate_detector")):  # the DAG's branches after augment
+                  ("augment", "train_detector", "evaluate_detector", "export@detector"),
+                  ("evaluate_classifier", "export@classifier"), ("heatmap", "export@fcn")):  # the DAG's branches
         order = [out.index(f"Running stage '{s}'") for s in chain]
         assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
@@ -76,6 +77,9 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))["data"]
     curves = [name for name in plots if name.startswith("reports/detector_pr/val/")]
     assert curves and all(plots[name][0]["type"] == "vega" for name in curves), sorted(plots)
+    for model in ("classifier", "fcn", "detector"):  # three bundles, each parity-checked
+        assert (repo_copy / "bundles" / model / "model.onnx").is_file(), model
+        assert '"onnx_max_abs_diff"' in shown
 
 
 def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):

@@ -12,34 +12,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator
-
-import numpy as np
 import torch
 
 from pipeline.augment.apply import Example, augment, image_tensor
 from pipeline.augment.build import load_pipeline
 from pipeline.classify.evaluate import load_classifier
 from pipeline.classify.train import PREPROCESS_FILE
-from pipeline.io.images import ImageError, is_image_file, read_image
-
-
-def image_paths(inputs: Iterable[str]) -> Iterator[Path]:
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
-        elif path.is_file():
-            yield path
-        else:
-            raise FileNotFoundError(f"{path}: no such image or folder")
-
-
-def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
-    best = classes[int(probs.argmax())]
-    article = "an" if best[:1].lower() in "aeiou" else "a"
-    shares = " ".join(f"{c}={p * 100:.3f}%" for c, p in zip(classes, probs))
-    return f"{name} is {article} {best} {shares}"
+from pipeline.io.images import ImageError, read_image
+from pipeline.predict.cli import format_line, image_paths
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,250 @@
+"""`export`: a trained model folder -> a bundle folder that `predict` runs without torch.
+
+The bundle: model.onnx (one file, dynamic batch; the FCN also dynamic height and width),
+model.torchscript.pt, bundle.json (labels, preprocessing, post-processing), card.json (task,
+metrics, data manifest hash, resolved config, git commit, export date) and samples.png (the
+bundle's own predictions, made through `predict`'s code). Parity is checked before anything is
+written: onnxruntime and TorchScript against PyTorch on real images.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.data.manifest import Manifest
+from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
+from pipeline.io.atomic import atomic_dir, atomic_write_json
+from pipeline.io.images import read_image
+from pipeline.predict import draw, tasks
+from pipeline.predict.bundle import (BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE, Bundle)
+from pipeline.predict.preprocess import batch, fit, scaled
+from pipeline.tracking import file_sha256, git_commit
+from pipeline.training import RUN_FILE
+
+TOLERANCE = 1e-4  # largest difference allowed between PyTorch and the exported graphs' outputs
+SAMPLES = 8
+
+
+@dataclass
+class Exportable:
+    """A loaded model ready for export: its graph, bundle spec and real example inputs."""
+
+    graph: torch.nn.Module
+    spec: dict
+    inputs: list[np.ndarray]  # float32 batches B x 3 x H x W; the FCN's at two sizes
+    sample_images: list[np.ndarray]
+    dynamic_size: bool = False
+
+
+def val_pixels(manifest: Manifest, split: str, count: int) -> list[np.ndarray]:
+    samples = manifest.split(split)[:count]
+    if not samples:
+        raise ValueError(f"export: the manifest has no {split!r} images to check the export on")
+    return [read_image(manifest.path_of(s)).pixels for s in samples]
+
+
+def fitted_batch(images: list[np.ndarray], pre: dict) -> np.ndarray:
+    return batch([fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"])[0] for px in images])
+
+
+def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+    from pipeline.classify.evaluate import load_classifier
+
+    net, info = load_classifier(model_dir)
+    aug = cfg.augment.classifier
+    pre = {"input_size": list(info["input_size"]), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
+           "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
+           "normalised_in_graph": True}
+    images = val_pixels(manifest, "val", SAMPLES)
+    spec = {"task": "classifier", "labels": info["classes"], "preprocessing": pre, "postprocessing": {},
+            "model": info["model"]}
+    return Exportable(ClassifierGraph(net).eval(), spec, [fitted_batch(images, pre)], images)
+
+
+def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+    from pipeline.detect.train import load_detector
+
+    net, anchors, coder, info = load_detector(model_dir)
+    aug = cfg.augment.detector
+    size = tuple(info["input_size"])
+    pre = {"input_size": list(size), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
+           "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
+           "normalised_in_graph": True}
+    post = {**info["postprocess"], "anchors": len(anchors), "anchor_spec": info["model"]["anchors"],
+            "grids": [list(g) for g in net.grids], "box_format": "xyxy fractions of the input (decoded in the graph)"}
+    images = val_pixels(manifest, "val", SAMPLES)
+    spec = {"task": "detector", "labels": info["classes"], "preprocessing": pre, "postprocessing": post,
+            "model": info["model"]}
+    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [fitted_batch(images, pre)], images)
+
+
+def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+    from pipeline.heatmap.train import load_fcn
+
+    fcn, info = load_fcn(model_dir)
+    g = fcn.geometry
+    mean = fcn.mean.flatten().div(255).tolist()
+    pre = {"window": list(g.window), "stride": g.stride, "scales": [float(s) for s in cfg.heatmap.scales],
+           "mean": mean, "std": fcn.std.flatten().div(255).tolist(), "normalised_in_graph": True,
+           "min_size": list(g.window)}
+    background = "background" if "background" in info["classes"] else None
+    scenes = manifest.split(str(cfg.heatmap.split)) or manifest.split("val")
+    images = [read_image(manifest.path_of(s)).pixels for s in scenes[:4]]
+    fill = [round(m * 255) for m in mean]
+    inputs = [batch([scaled(images[0], 1.0, g.window, fill)]), batch([scaled(images[0], 0.61, g.window, fill)])]
+    spec = {"task": "fcn", "labels": info["classes"], "preprocessing": pre,
+            "postprocessing": {"background": background}, "model": info["model"]}
+    return Exportable(FCNGraph(fcn).eval(), spec, inputs, images, dynamic_size=True)
+
+
+LOADERS = {"classifier": load_classifier_export, "detector": load_detector_export, "fcn": load_fcn_export}
+
+
+def export_onnx(ex: Exportable, path: Path) -> None:
+    batch_dim = torch.export.Dim("batch", min=1, max=1024)
+    dims = {0: batch_dim}
+    if ex.dynamic_size:
+        window = ex.spec["preprocessing"]["window"]
+        dims.update({2: torch.export.Dim("height", min=window[1], max=8192),
+                     3: torch.export.Dim("width", min=window[0], max=8192)})
+    example = torch.from_numpy(np.concatenate([ex.inputs[0], ex.inputs[0]]))  # batch 2: the batch axis stays free
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ex.graph, (example,), str(path), input_names=["images"],
+                          output_names=list(ex.graph.outputs), dynamic_shapes=(dims,), dynamo=True,
+                          external_data=False, verbose=False)
+    side = [p.name for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path]
+    if side:
+        raise RuntimeError(f"export: ONNX wrote side files {side}; the bundle must be one file")
+
+
+def max_difference(a, b) -> float:
+    a = a if isinstance(a, (tuple, list)) else (a,)
+    b = b if isinstance(b, (tuple, list)) else (b,)
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
+
+
+@torch.no_grad()
+def parity(ex: Exportable, out: Path) -> dict:
+    """onnxruntime and TorchScript against eager PyTorch on the real inputs (each batch whole and
+    its first image alone); for the detector also the detections after post-processing."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out / ONNX_FILE), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(out / TORCHSCRIPT_FILE))
+    onnx_diff = script_diff = 0.0
+    shapes = []
+    for full in ex.inputs:
+        for x in (full, full[:1]):
+            eager = ex.graph(torch.from_numpy(x))
+            eager_np = [t.numpy() for t in (eager if isinstance(eager, tuple) else (eager,))]
+            onnx_diff = max(onnx_diff, max_difference(session.run(None, {"images": x}), eager_np))
+            traced = scripted(torch.from_numpy(x))
+            script_diff = max(script_diff, max_difference([t.numpy() for t in (
+                traced if isinstance(traced, tuple) else (traced,))], eager_np))
+            shapes.append(list(x.shape))
+    result = {"onnx_max_abs_diff": onnx_diff, "torchscript_max_abs_diff": script_diff, "inputs": shapes,
+              "tolerance": TOLERANCE}
+    if ex.spec["task"] == "detector":
+        result.update(detection_parity(ex, session))
+    failed = [k for k in ("onnx_max_abs_diff", "torchscript_max_abs_diff") if result[k] > TOLERANCE]
+    if failed or not result.get("same_detections", True):
+        raise RuntimeError(f"export parity failed for the {ex.spec['task']}: {result}")
+    return result
+
+
+def detection_parity(ex: Exportable, session) -> dict:
+    """Torchvision post-processing of eager PyTorch's outputs vs numpy post-processing of
+    onnxruntime's: the same boxes (within 1e-3 px), labels and scores."""
+    from pipeline.detect.postprocess import detections as torch_detections
+    from pipeline.predict.postprocess import detections as numpy_detections
+    from pipeline.predict.postprocess import settings
+
+    graph, post = ex.graph, settings(ex.spec["postprocessing"])
+    size = tuple(ex.spec["preprocessing"]["input_size"])
+    x = ex.inputs[0]
+    logits, deltas = graph.net(torch.from_numpy(x))
+    reference = torch_detections(logits, deltas, graph.anchors, graph.coder, size, **post)
+    scores, boxes = session.run(None, {"images": x})
+    same, box_diff, count = True, 0.0, 0
+    for ref, s, b in zip(reference, scores, boxes):
+        got = numpy_detections(s, b, size, **post)
+        count += len(ref["boxes"])
+        if len(got["boxes"]) != len(ref["boxes"]) or not np.array_equal(got["labels"], ref["labels"].numpy()):
+            same = False
+            continue
+        if len(got["boxes"]):
+            box_diff = max(box_diff, float(np.abs(got["boxes"] - ref["boxes"].numpy()).max()))
+    same = same and box_diff <= 1e-3
+    return {"same_detections": same, "detections": count, "detection_box_max_abs_diff_px": box_diff}
+
+
+def sample_picture(bundle: Bundle, images: list[np.ndarray]) -> "draw.Image.Image":
+    labels = bundle.labels
+    if bundle.task == "classifier":
+        pictures = []
+        for px, probs in zip(images, tasks.classify(bundle, images)):
+            picture = draw.Image.fromarray(px)
+            draw.ImageDraw.Draw(picture).text((3, 3), f"{labels[int(probs.argmax())]} {probs.max():.2f}",
+                                              fill=(255, 255, 0))
+            pictures.append(picture)
+    elif bundle.task == "detector":
+        pictures = [draw.boxes_picture(px, found, labels) for px, found in zip(images, tasks.detect(bundle, images))]
+    else:
+        background = bundle.spec["postprocessing"].get("background")
+        pictures = [draw.heatmap_picture(px, tasks.heatmaps(bundle, px), labels, background) for px in images]
+    return draw.grid(pictures)
+
+
+CONFIG_KEYS = {"classifier": ("seed", "model.classifier", "train.classifier", "augment.classifier"),
+               "detector": ("seed", "model.detector", "train.detector", "augment.detector"),
+               "fcn": ("seed", "fcn", "heatmap")}
+
+
+def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics_path: Path | None, model_dir: Path,
+         out: Path) -> dict:
+    config = {key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+              if OmegaConf.is_config(OmegaConf.select(cfg, key)) else OmegaConf.select(cfg, key)
+              for key in CONFIG_KEYS[task]}
+    run = json.loads((model_dir / RUN_FILE).read_text()) if (model_dir / RUN_FILE).is_file() else {}
+    metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.is_file() else None
+    return {"task": task, "labels": spec["labels"], "metrics": metrics,
+            "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
+            "config": config, "git_commit": git_commit(),
+            "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "training_run": run.get("run_id"),
+            "files": {name: file_sha256(out / name) for name in (ONNX_FILE, TORCHSCRIPT_FILE)}}
+
+
+def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_path: str | Path,
+                  metrics_path: str | Path | None, out_dir: str | Path, parity_path: str | Path) -> dict:
+    """Write the bundle of ``task`` (classifier | detector | fcn) atomically; return the parity figures."""
+    if task not in LOADERS:
+        raise ValueError(f"export: unknown model {task!r}; expected one of {sorted(LOADERS)}")
+    model_dir, manifest_path = Path(model_dir), Path(manifest_path)
+    ex = LOADERS[task](cfg, model_dir, Manifest.read(manifest_path))
+    spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
+    with atomic_dir(out_dir) as out:
+        export_onnx(ex, out / ONNX_FILE)
+        torch.jit.save(torch.jit.trace(ex.graph, torch.from_numpy(ex.inputs[0])), str(out / TORCHSCRIPT_FILE))
+        checked = parity(ex, out)
+        atomic_write_json(out / BUNDLE_FILE, spec)
+        sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
+        atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path,
+                                                   Path(metrics_path) if metrics_path else None, model_dir, out),
+                                            "parity": checked})
+    atomic_write_json(parity_path, checked)
+    if cfg.get("export") is not None and cfg.export.register:
+        from pipeline.export.registry import register
+
+        metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
+        checked = {**checked, "registry": register(cfg, task, Path(out_dir), model_dir, ex.graph, metrics)}
+    return checked

@@ -1,0 +1,166 @@
+"""`predict`: run an exported bundle on images or folders, with onnxruntime, numpy and Pillow only.
+
+    predict bundles/classifier images/          # seed 001's lines: "a.jpg is a dolphin dolphin=99.968% ..."
+    predict bundles/detector images/ --json detections.json --out pictures/   # COCO results + boxes
+    predict bundles/fcn scenes/ --out heatmaps/                              # heatmap overlays
+
+Folders are searched recursively and streamed in batches (memory does not grow with the folder);
+progress goes to stderr. An unreadable image is reported and skipped; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from pipeline.io.images import ImageError, is_image_file, read_image
+from pipeline.predict import draw, tasks
+from pipeline.predict.bundle import Bundle
+
+
+def image_paths(inputs: Iterable[str]) -> Iterator[Path]:
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"{path}: no such image or folder")
+
+
+def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
+    """Seed 001's line: ``name is a <best> c1=p1% c2=p2% ...``."""
+    best = classes[int(probs.argmax())]
+    article = "an" if best[:1].lower() in "aeiou" else "a"
+    shares = " ".join(f"{c}={p * 100:.3f}%" for c, p in zip(classes, probs))
+    return f"{name} is {article} {best} {shares}"
+
+
+class JsonStream:
+    """A JSON object ({...}) or list ([...]) written entry by entry, so memory stays bounded."""
+
+    def __init__(self, path: str | Path | None, kind: str):
+        self.file = open(path, "w") if path else None
+        self.close_mark, self.first = ("}" if kind == "object" else "]"), True
+        if self.file:
+            self.file.write("{" if kind == "object" else "[")
+
+    def add(self, value, key: str | None = None) -> None:
+        if not self.file:
+            return
+        self.file.write(("\n" if self.first else ",\n") + (f"{json.dumps(key)}: " if key is not None else "")
+                        + json.dumps(value))
+        self.first = False
+
+    def close(self) -> None:
+        if self.file:
+            self.file.write(f"\n{self.close_mark}\n")
+            self.file.close()
+
+
+class Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.start = self.last = time.perf_counter()
+        self.shown = -1
+
+    def advance(self, done: int, final: bool = False) -> None:
+        self.done = done
+        now = time.perf_counter()
+        if not self.quiet and (now - self.last > 2 or final) and self.done != self.shown:
+            rate = self.done / max(now - self.start, 1e-9)
+            print(f"predict: {self.done}/{self.total} images, {rate:.1f} img/s", file=sys.stderr, flush=True)
+            self.last, self.shown = now, self.done
+
+
+def batches(paths: Iterable[Path], size: int, failed: list) -> Iterator[list[tuple[Path, np.ndarray]]]:
+    """Decoded images, ``size`` at a time; unreadable files are reported and counted in ``failed``."""
+    current = []
+    for path in paths:
+        try:
+            current.append((path, read_image(path).pixels))
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed.append(str(path))
+        if len(current) == size:
+            yield current
+            current = []
+    if current:
+        yield current
+
+
+def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, quiet: bool) -> int:
+    total = sum(1 for _ in image_paths(inputs))
+    progress, failed, labels = Progress(total, quiet), [], bundle.labels
+    out = Path(out_dir) if out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    stream = JsonStream(json_path, "list" if bundle.task == "detector" else "object")
+    image_id = done = 0
+    try:
+        for group in batches(image_paths(inputs), 1 if bundle.task == "fcn" else batch_size, failed):
+            pixels = [px for _, px in group]
+            if bundle.task == "classifier":
+                for (path, _), probs in zip(group, tasks.classify(bundle, pixels)):
+                    print(format_line(path.name, probs, labels), flush=True)
+                    stream.add({c: float(p) for c, p in zip(labels, probs)}, str(path))
+            elif bundle.task == "detector":
+                for (path, px), found in zip(group, tasks.detect(bundle, pixels)):
+                    image_id += 1
+                    for box, score, label in zip(found["boxes"], found["scores"], found["labels"]):
+                        x0, y0, x1, y1 = (round(float(v), 2) for v in box)
+                        stream.add({"image_id": image_id, "file_name": str(path), "category_id": int(label) + 1,
+                                    "category": labels[int(label)], "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
+                                    "score": round(float(score), 5)})
+                    strong = [f"{labels[int(lab)]} {s:.2f}" for s, lab in zip(found["scores"], found["labels"]) if s >= 0.3]
+                    print(f"{path.name}: {len(strong)} objects (score >= 0.3){': ' if strong else ''}{', '.join(strong)}",
+                          flush=True)
+                    if out:
+                        draw.boxes_picture(px, found, labels).save(out / f"{path.stem}_boxes.png")
+            else:
+                path, px = group[0]
+                probs = tasks.heatmaps(bundle, px)
+                background = bundle.spec["postprocessing"].get("background")
+                peaks = {c: float(p.max()) for c, p in zip(labels, probs) if c != background}
+                print(f"{path.name}: peak " + " ".join(f"{c}={p:.3f}" for c, p in peaks.items()), flush=True)
+                stream.add(peaks, str(path))
+                if out:
+                    draw.heatmap_picture(px, probs, labels, background).save(out / f"{path.stem}_heatmap.png")
+            done += len(group)
+            progress.advance(done + len(failed))
+    finally:
+        stream.close()
+    progress.advance(done + len(failed), final=True)
+    if failed:
+        print(f"predict: {len(failed)} of {total} images could not be read (listed above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", help="a bundle folder written by `export` (bundles/<model>)")
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--json", help="classifier: {image: {class: p}}; detector: COCO results; fcn: peaks")
+    parser.add_argument("--out", help="folder for pictures (detector boxes, fcn heatmap overlays)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    try:
+        bundle = Bundle.load(args.bundle, args.threads)
+        return run(bundle, args.inputs, args.json, args.out, max(1, args.batch), args.quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Resize an image to the network's input the way the pipeline's eval transforms do (stretch, or
+letterbox: longest side to fit, centred, padded with a grey), with Pillow, and map boxes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the image landed in the network's input: input = image * scale + offset."""
+
+    scale: tuple[float, float]
+    offset: tuple[float, float]
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes from input pixels to the original image's pixels."""
+        sx, sy = self.scale
+        ox, oy = self.offset
+        return (boxes - np.array([ox, oy, ox, oy])) / np.array([sx, sy, sx, sy])
+
+
+def resized(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    if (pixels.shape[1], pixels.shape[0]) == (width, height):
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def fit(pixels: np.ndarray, size: tuple[int, int], mode: str, fill: int = 114) -> tuple[np.ndarray, Placement]:
+    """``pixels`` (H x W x 3 uint8) at the input ``size`` (width, height): ``stretch`` or ``letterbox``."""
+    width, height = size
+    h, w = pixels.shape[:2]
+    if mode == "stretch":
+        return resized(pixels, size), Placement((width / w, height / h), (0.0, 0.0))
+    if mode != "letterbox":
+        raise ValueError(f"resize mode {mode!r}: expected stretch or letterbox")
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.full((height, width, 3), fill, dtype=np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized(pixels, (new_w, new_h))
+    return canvas, Placement((new_w / w, new_h / h), (float(left), float(top)))
+
+
+def scaled(pixels: np.ndarray, scale: float, minimum: tuple[int, int], fill) -> np.ndarray:
+    """``pixels`` resized by ``scale``, padded (bottom/right, with ``fill``) to at least ``minimum``."""
+    h, w = pixels.shape[:2]
+    out = resized(pixels, (max(1, round(w * scale)), max(1, round(h * scale))))
+    min_w, min_h = minimum
+    if out.shape[0] >= min_h and out.shape[1] >= min_w:
+        return out
+    canvas = np.empty((max(min_h, out.shape[0]), max(min_w, out.shape[1]), 3), dtype=np.uint8)
+    canvas[:] = np.asarray(fill, dtype=np.uint8)
+    canvas[:out.shape[0], :out.shape[1]] = out
+    return canvas
+
+
+def batch(images: list[np.ndarray]) -> np.ndarray:
+    """H x W x 3 uint8 images of one size -> float32 B x 3 x H x W (0..255: the graph normalises)."""
+    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)

@@ -1,0 +1,57 @@
+"""What each kind of bundle computes for a batch of images (H x W x 3 uint8, any sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from pipeline.predict.bundle import Bundle
+from pipeline.predict.postprocess import detections, settings
+from pipeline.predict.preprocess import batch, fit, scaled
+
+
+def classify(bundle: Bundle, images: list[np.ndarray]) -> np.ndarray:
+    """N x K class probabilities."""
+    pre = bundle.spec["preprocessing"]
+    inputs = [fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"])[0] for px in images]
+    return bundle.run(batch(inputs))[0]
+
+
+def detect(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per image: boxes (xyxy, the image's own pixels), scores, labels."""
+    pre = bundle.spec["preprocessing"]
+    size = tuple(pre["input_size"])
+    fitted = [fit(px, size, pre["resize"], pre["pad_fill"]) for px in images]
+    scores, boxes = bundle.run(batch([f[0] for f in fitted]))
+    out = []
+    for (_, placement), s, b, px in zip(fitted, scores, boxes, images):
+        found = detections(s, b, size, **settings(bundle.spec["postprocessing"]))
+        h, w = px.shape[:2]
+        found["boxes"] = np.clip(placement.to_image(found["boxes"]), 0, [w, h, w, h]).astype(np.float32)
+        out.append(found)
+    return out
+
+
+def heatmaps(bundle: Bundle, pixels: np.ndarray) -> np.ndarray:
+    """K x H x W probabilities at the image's size: each class's maximum over the bundle's scales.
+    Cell (i, j) looks at the window whose corner is (j, i) * stride: its value is painted around
+    that window's centre."""
+    pre = bundle.spec["preprocessing"]
+    h, w = pixels.shape[:2]
+    window, stride, fill = tuple(pre["window"]), int(pre["stride"]), [round(m * 255) for m in pre["mean"]]
+    best = None
+    for scale in pre["scales"]:
+        image = scaled(pixels, scale, window, fill)
+        probs = bundle.run(batch([image]))[0][0]  # K x h' x w'
+        left, top = (window[0] - stride) // 2, (window[1] - stride) // 2
+        maps = []
+        for p in probs:
+            canvas = np.zeros(image.shape[:2], dtype=np.float32)
+            cells = np.asarray(Image.fromarray(p).resize((p.shape[1] * stride, p.shape[0] * stride),
+                                                          Image.Resampling.BILINEAR))
+            rows, cols = min(cells.shape[0], canvas.shape[0] - top), min(cells.shape[1], canvas.shape[1] - left)
+            canvas[top:top + rows, left:left + cols] = cells[:rows, :cols]
+            sw, sh = round(w * scale), round(h * scale)  # the image's own part of the (padded) input
+            maps.append(np.asarray(Image.fromarray(canvas[:sh, :sw]).resize((w, h), Image.Resampling.BILINEAR)))
+        best = np.stack(maps) if best is None else np.maximum(best, np.stack(maps))
+    return best

@@ -1,0 +1,32 @@
+"""DVC stage `export@<model>`: a trained model -> a bundle (ONNX, TorchScript, labels,
+preprocessing, post-processing, model card, sample predictions) after parity checks; the work is
+pipeline.export."""
+
+from pipeline.cli import stage_parser, user_errors
+from pipeline.config import load_params
+from pipeline.export.build import export_bundle
+
+
+@user_errors
+def main(argv=None) -> None:
+    parser = stage_parser(__doc__, pipelines=False)
+    parser.add_argument("task", choices=["classifier", "detector", "fcn"])
+    parser.add_argument("--model", required=True, help="the trained model's folder (models/<model>)")
+    parser.add_argument("--metrics", help="its evaluation metrics, copied into the model card")
+    parser.add_argument("--out", required=True, help="the bundle folder (bundles/<model>)")
+    parser.add_argument("--parity", required=True, help="parity figures (JSON, a DVC metric)")
+    args = parser.parse_args(argv)
+    checked = export_bundle(args.task, load_params(args.params), args.model, args.manifest, args.metrics, args.out,
+                            args.parity)
+    extra = (f", same detections: {checked['same_detections']} ({checked['detections']})"
+             if "same_detections" in checked else "")
+    print(f"export {args.task}: {args.out}; onnxruntime vs PyTorch max |diff| {checked['onnx_max_abs_diff']:.2e}, "
+          f"TorchScript {checked['torchscript_max_abs_diff']:.2e}{extra}")
+    if "registry" in checked:
+        r = checked["registry"]
+        print(f"MLflow registry: {r['registered_model']} version {r['version']} ({r['key_metric']} {r['key_value']}); "
+              f"alias {r['alias']} -> version {r['champion_version']}" + (" (moved)" if r["promoted"] else " (kept)"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Bundles from tiny trained models: parity, contents, and `predict` run without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.classify.train import train_classifier
+from pipeline.detect.train import train_detector
+from pipeline.export.build import export_bundle
+from pipeline.heatmap.train import train_fcn
+from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE
+from tests.conftest import PROJECT_ROOT, tiny_config
+
+TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
+                                           "model/classifier=small_alexnet"]),
+         "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
+                                       "train.detector.batch_size=8"]),
+         "fcn": (train_fcn, ["fcn.train.epochs=1", "fcn.dense.epochs=1"])}
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_data, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bundles")
+    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
+    for task, (train, overrides) in TRAIN.items():
+        cfg = tiny_config(root, *overrides)
+        train(cfg, manifest, pipelines, root / "models" / task)
+        checked = export_bundle(task, cfg, root / "models" / task, manifest, None, root / task,
+                                root / f"parity_{task}.json")
+        assert checked["registry"]["version"] == 1 and not checked["registry"]["promoted"]  # no metric: no alias
+    return root
+
+
+def test_the_alias_moves_only_when_the_key_metric_improves(bundles):
+    from mlflow import MlflowClient
+
+    from pipeline.classify.evaluate import load_classifier
+    from pipeline.export.graphs import ClassifierGraph
+    from pipeline.export.registry import register
+    from pipeline.tracking import tracking_uri
+
+    cfg = tiny_config(bundles)
+    graph = ClassifierGraph(load_classifier(bundles / "models/classifier")[0])
+    moves = [register(cfg, "classifier", bundles / "classifier", bundles / "models/classifier", graph,
+                      {"val": {"accuracy": accuracy}})["promoted"] for accuracy in (0.5, 0.4, 0.7, 0.7)]
+    assert moves == [True, False, True, False]
+    uri = tracking_uri(cfg.logger)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    versions = client.search_model_versions("name='cvpipe-classifier'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4, 5]  # the export's own, then four
+    champion = client.get_model_version_by_alias("cvpipe-classifier", "champion")
+    assert int(champion.version) == 4 and champion.tags["key_value"] == "0.700000"
+    assert champion.tags["pytorch_model_uri"].startswith("models:/")
+    run = client.get_run(champion.run_id)
+    assert run.info.run_id == champion.tags["training_run"]
+
+
+@pytest.mark.parametrize("task", sorted(TRAIN))
+def test_bundle_is_parity_checked_and_complete(bundles, task):
+    bundle = bundles / task
+    assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, TORCHSCRIPT_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE}
+    parity = json.loads((bundles / f"parity_{task}.json").read_text())
+    assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["torchscript_max_abs_diff"] <= 1e-4
+    assert parity.get("same_detections", True)
+    if task == "fcn":  # dynamic height and width: checked at two input sizes
+        assert len({tuple(shape[2:]) for shape in parity["inputs"]}) == 2
+    card = json.loads((bundle / CARD_FILE).read_text())
+    assert card["task"] == task and len(card["data"]["manifest_sha256"]) == 64 and card["exported"]
+    assert card["config"]["seed"] == 42 and card["git_commit"] and card["training_run"]
+    for name in (BUNDLE_FILE, CARD_FILE):  # no absolute paths leak into what is shipped
+        text = (bundle / name).read_text()
+        assert str(Path.home()) not in text and str(PROJECT_ROOT) not in text and "/tmp" not in text
+
+
+BLOCKER = ("import sys, importlib.abc\n"
+           "class Block(importlib.abc.MetaPathFinder):\n"
+           "    def find_spec(self, name, path=None, target=None):\n"
+           "        if name.split('.')[0] in ('torch', 'torchvision', 'lightning', 'timm'):\n"
+           "            raise ImportError(f'{name} is blocked in this test')\n"
+           "sys.meta_path.insert(0, Block())\n")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=PROJECT_ROOT)
+
+
+def run_predict(args: list[str]) -> subprocess.CompletedProcess:
+    """`predict` in a fresh interpreter where importing torch fails."""
+    return run_python(f"from pipeline.predict.cli import main\nsys.exit(main({args!r}))\n")
+
+
+def test_the_blocker_really_blocks_torch():
+    done = run_python("import torch\n")
+    assert done.returncode != 0 and "torch is blocked" in done.stderr
+
+
+def test_predict_classifies_a_folder_without_torch(bundles, tiny_data, tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    sources = sorted((tiny_data / "prepared").rglob("*.png"))[:3] or sorted(tiny_data.rglob("*.png"))[:3]
+    for i, source in enumerate(sources):
+        target = folder / ("sub" if i == 0 else "") / f"img{i}.png"
+        target.write_bytes(source.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    done = run_predict([str(bundles / "classifier"), str(folder), "--json", str(tmp_path / "p.json")])
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1 and "broken.jpg" in done.stderr, done.stderr  # reported, the rest goes on
+    assert len(lines) == len(sources)
+    assert all(re.fullmatch(r"img\d\.png is an? \w+( \w+=\d+\.\d{3}%)+", line) for line in lines), lines
+    probabilities = json.loads((tmp_path / "p.json").read_text())
+    assert len(probabilities) == len(sources) and all(abs(sum(p.values()) - 1) < 1e-4 for p in probabilities.values())
+    assert re.search(r"predict: \d+/4 images", done.stderr)
+
+
+def test_predict_detects_and_draws_heatmaps_without_torch(bundles, tiny_data, tmp_path):
+    scenes = sorted((tiny_data / "prepared").rglob("*.png"))[:2]
+    done = run_predict([str(bundles / "detector"), *map(str, scenes), "--json", str(tmp_path / "coco.json"),
+                        "--out", str(tmp_path / "boxes"), "--quiet"])
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "coco.json").read_text())
+    assert isinstance(results, list) and all({"image_id", "category_id", "bbox", "score"} <= set(r) for r in results)
+    assert len(list((tmp_path / "boxes").glob("*_boxes.png"))) == 2
+    done = run_predict([str(bundles / "fcn"), str(scenes[0]), "--out", str(tmp_path / "heat"), "--quiet"])
+    assert done.returncode == 0, done.stderr
+    assert "peak" in done.stdout and len(list((tmp_path / "heat").glob("*_heatmap.png"))) == 1
