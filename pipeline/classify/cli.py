@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
 import torch
 
 from pipeline.augment.apply import Example, augment, image_tensor

@@ -25,7 +25,7 @@ from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.predict import draw, tasks
 from pipeline.predict.bundle import (BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE, Bundle)
-from pipeline.predict.preprocess import batch, fit, scaled
+from pipeline.predict.preprocess import batch, fit_batch, scaled
 from pipeline.tracking import file_sha256, git_commit
 from pipeline.training import RUN_FILE
 
@@ -51,10 +51,6 @@ def val_pixels(manifest: Manifest, split: str, count: int) -> list[np.ndarray]:
     return [read_image(manifest.path_of(s)).pixels for s in samples]
 
 
-def fitted_batch(images: list[np.ndarray], pre: dict) -> np.ndarray:
-    return batch([fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"])[0] for px in images])
-
-
 def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
     from pipeline.classify.evaluate import load_classifier
 
@@ -66,7 +62,7 @@ def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest)
     images = val_pixels(manifest, "val", SAMPLES)
     spec = {"task": "classifier", "labels": info["classes"], "preprocessing": pre, "postprocessing": {},
             "model": info["model"]}
-    return Exportable(ClassifierGraph(net).eval(), spec, [fitted_batch(images, pre)], images)
+    return Exportable(ClassifierGraph(net).eval(), spec, [fit_batch(images, pre)[0]], images)
 
 
 def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
@@ -83,7 +79,7 @@ def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -
     images = val_pixels(manifest, "val", SAMPLES)
     spec = {"task": "detector", "labels": info["classes"], "preprocessing": pre, "postprocessing": post,
             "model": info["model"]}
-    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [fitted_batch(images, pre)], images)
+    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [fit_batch(images, pre)[0]], images)
 
 
 def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
@@ -187,15 +183,11 @@ def detection_parity(ex: Exportable, session) -> dict:
     return {"same_detections": same, "detections": count, "detection_box_max_abs_diff_px": box_diff}
 
 
-def sample_picture(bundle: Bundle, images: list[np.ndarray]) -> "draw.Image.Image":
+def sample_picture(bundle: Bundle, images: list[np.ndarray]):
     labels = bundle.labels
     if bundle.task == "classifier":
-        pictures = []
-        for px, probs in zip(images, tasks.classify(bundle, images)):
-            picture = draw.Image.fromarray(px)
-            draw.ImageDraw.Draw(picture).text((3, 3), f"{labels[int(probs.argmax())]} {probs.max():.2f}",
-                                              fill=(255, 255, 0))
-            pictures.append(picture)
+        pictures = [draw.caption_picture(px, f"{labels[int(probs.argmax())]} {probs.max():.2f}")
+                    for px, probs in zip(images, tasks.classify(bundle, images))]
     elif bundle.task == "detector":
         pictures = [draw.boxes_picture(px, found, labels) for px, found in zip(images, tasks.detect(bundle, images))]
     else:
@@ -209,13 +201,14 @@ CONFIG_KEYS = {"classifier": ("seed", "model.classifier", "train.classifier", "a
                "fcn": ("seed", "fcn", "heatmap")}
 
 
-def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics_path: Path | None, model_dir: Path,
+def plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: dict | None, model_dir: Path,
          out: Path) -> dict:
-    config = {key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
-              if OmegaConf.is_config(OmegaConf.select(cfg, key)) else OmegaConf.select(cfg, key)
-              for key in CONFIG_KEYS[task]}
+    config = {key: plain(OmegaConf.select(cfg, key)) for key in CONFIG_KEYS[task]}
     run = json.loads((model_dir / RUN_FILE).read_text()) if (model_dir / RUN_FILE).is_file() else {}
-    metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.is_file() else None
     return {"task": task, "labels": spec["labels"], "metrics": metrics,
             "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
             "config": config, "git_commit": git_commit(),
@@ -230,6 +223,7 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
     if task not in LOADERS:
         raise ValueError(f"export: unknown model {task!r}; expected one of {sorted(LOADERS)}")
     model_dir, manifest_path = Path(model_dir), Path(manifest_path)
+    metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
     ex = LOADERS[task](cfg, model_dir, Manifest.read(manifest_path))
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
     with atomic_dir(out_dir) as out:
@@ -238,13 +232,11 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
         checked = parity(ex, out)
         atomic_write_json(out / BUNDLE_FILE, spec)
         sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
-        atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path,
-                                                   Path(metrics_path) if metrics_path else None, model_dir, out),
+        atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out),
                                             "parity": checked})
     atomic_write_json(parity_path, checked)
     if cfg.get("export") is not None and cfg.export.register:
         from pipeline.export.registry import register
 
-        metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
         checked = {**checked, "registry": register(cfg, task, Path(out_dir), model_dir, ex.graph, metrics)}
     return checked

@@ -35,8 +35,7 @@ class FCNGraph(nn.Module):
         self.fcn = fcn
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() - self.fcn.mean) / self.fcn.std
-        return torch.softmax(self.fcn.head(self.fcn.features(x)), dim=1)
+        return torch.softmax(self.fcn.cells(images), dim=1)
 
 
 class DetectorGraph(nn.Module):

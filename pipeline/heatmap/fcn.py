@@ -94,12 +94,18 @@ class FullyConvolutional(nn.Module):
         With a fixed-kernel (AlexNet) head, an input smaller than one window is padded
         (bottom/right) with the mean colour up to it; a pooled head takes any size as it is.
         """
-        x = (images.float() - self.mean) / self.std
         window = getattr(self, "window_for_padding", None)
-        if window is not None:
-            width, height = window
-            x = torch.nn.functional.pad(x, (0, max(0, width - x.shape[3]), 0, max(0, height - x.shape[2])))
+        if window is None:
+            return self.cells(images)
+        width, height = window
+        x = (images.float() - self.mean) / self.std
+        x = torch.nn.functional.pad(x, (0, max(0, width - x.shape[3]), 0, max(0, height - x.shape[2])))
         return self.head(self.features(x))
+
+    def cells(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits per output cell for images of at least one window (no shape-dependent padding:
+        the exported graph is this)."""
+        return self.head(self.features((images.float() - self.mean) / self.std))
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """Mean of the cells' logits: the classifier's logits for a pooled head."""

@@ -97,7 +97,7 @@ def batches(paths: Iterable[Path], size: int, failed: list) -> Iterator[list[tup
 
 
 def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, quiet: bool) -> int:
-    total = sum(1 for _ in image_paths(inputs))
+    total = sum(1 for _ in image_paths(inputs))  # a walk that keeps no paths: progress shows "n/total"
     progress, failed, labels = Progress(total, quiet), [], bundle.labels
     out = Path(out_dir) if out_dir else None
     if out:

@@ -21,6 +21,12 @@ def boxes_picture(pixels: np.ndarray, found: dict, labels: list[str], min_score:
     return image
 
 
+def caption_picture(pixels: np.ndarray, text: str) -> Image.Image:
+    image = Image.fromarray(pixels).convert("RGB")
+    ImageDraw.Draw(image).text((3, 3), text, fill=(255, 255, 0))
+    return image
+
+
 def heatmap_picture(pixels: np.ndarray, probs: np.ndarray, labels: list[str], background: str | None) -> Image.Image:
     """The image under each pixel's most likely object class, coloured by class, opacity by probability."""
     objects = [i for i, name in enumerate(labels) if name != background]

@@ -15,11 +15,14 @@ def settings(postprocessing: dict) -> dict:
     return {k: postprocessing[k] for k in SETTINGS if k in postprocessing}
 
 
+def area(boxes: np.ndarray) -> np.ndarray:
+    return np.prod(np.clip(boxes[..., 2:] - boxes[..., :2], 0, None), axis=-1)
+
+
 def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     lt = np.maximum(box[:2], boxes[:, :2])
     rb = np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)  # noqa: E731
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 

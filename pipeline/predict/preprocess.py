@@ -62,3 +62,10 @@ def scaled(pixels: np.ndarray, scale: float, minimum: tuple[int, int], fill) -> 
 def batch(images: list[np.ndarray]) -> np.ndarray:
     """H x W x 3 uint8 images of one size -> float32 B x 3 x H x W (0..255: the graph normalises)."""
     return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def fit_batch(images: list[np.ndarray], pre: dict) -> tuple[np.ndarray, list[Placement]]:
+    """Images of any sizes fitted to a bundle's ``preprocessing`` input, as one batch, with where
+    each landed."""
+    fitted = [fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"]) for px in images]
+    return batch([f[0] for f in fitted]), [f[1] for f in fitted]

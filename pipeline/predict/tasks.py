@@ -7,24 +7,21 @@ from PIL import Image
 
 from pipeline.predict.bundle import Bundle
 from pipeline.predict.postprocess import detections, settings
-from pipeline.predict.preprocess import batch, fit, scaled
+from pipeline.predict.preprocess import batch, fit_batch, scaled
 
 
 def classify(bundle: Bundle, images: list[np.ndarray]) -> np.ndarray:
     """N x K class probabilities."""
-    pre = bundle.spec["preprocessing"]
-    inputs = [fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"])[0] for px in images]
-    return bundle.run(batch(inputs))[0]
+    return bundle.run(fit_batch(images, bundle.spec["preprocessing"])[0])[0]
 
 
 def detect(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Per image: boxes (xyxy, the image's own pixels), scores, labels."""
-    pre = bundle.spec["preprocessing"]
-    size = tuple(pre["input_size"])
-    fitted = [fit(px, size, pre["resize"], pre["pad_fill"]) for px in images]
-    scores, boxes = bundle.run(batch([f[0] for f in fitted]))
+    size = tuple(bundle.spec["preprocessing"]["input_size"])
+    inputs, placements = fit_batch(images, bundle.spec["preprocessing"])
+    scores, boxes = bundle.run(inputs)
     out = []
-    for (_, placement), s, b, px in zip(fitted, scores, boxes, images):
+    for placement, s, b, px in zip(placements, scores, boxes, images):
         found = detections(s, b, size, **settings(bundle.spec["postprocessing"]))
         h, w = px.shape[:2]
         found["boxes"] = np.clip(placement.to_image(found["boxes"]), 0, [w, h, w, h]).astype(np.float32)
