@@ -1,0 +1,101 @@
+"""Benchmark: ONNX Runtime against PyTorch eager (and TorchScript) for the three exported models.
+
+    python benchmarks/export_runtimes.py      # after `dvc repro` (needs models/*, bundles/*)
+
+For each of the classifier, the FCN and the detector it loads the trained model the way `export`
+does (the same graph: normalisation in, probabilities or decoded boxes out), the bundle's
+model.onnx in onnxruntime and its model.torchscript.pt, and feeds all three the same real
+validation images. Measured in this run, with the same thread count for every runtime:
+  - latency at batch 1 (median of the timed calls, in ms);
+  - throughput at batch 16 (images/s over the timed calls);
+and the ratios ONNX Runtime / PyTorch eager (> 1: ONNX Runtime is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pipeline  # noqa: F401  (offline environment defaults)
+from pipeline.config import load_params
+from pipeline.data.manifest import Manifest
+from pipeline.export.build import LOADERS
+from pipeline.predict.bundle import TORCHSCRIPT_FILE, Bundle
+
+MODELS = ("classifier", "fcn", "detector")
+
+
+def timings(call, inputs: np.ndarray, repeats: int) -> list[float]:
+    """Seconds per call of ``call(inputs)``, after two untimed warm-up calls."""
+    call(inputs)
+    call(inputs)
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(inputs)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def runtimes(graph: torch.nn.Module, bundle: Bundle) -> dict:
+    with warnings.catch_warnings():  # torch marks torch.jit deprecated; the bundle still ships TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(bundle.root / TORCHSCRIPT_FILE)).eval()
+
+    def torch_call(module):
+        def call(images: np.ndarray):
+            with torch.inference_mode():
+                return module(torch.from_numpy(images))
+        return call
+
+    return {"PyTorch eager": torch_call(graph), "TorchScript": torch_call(scripted), "ONNX Runtime": bundle.run}
+
+
+def batch_of(first: np.ndarray, size: int) -> np.ndarray:
+    """A batch of ``size`` images made by repeating the real ones in ``first`` (B x 3 x H x W)."""
+    return np.ascontiguousarray(np.resize(first, (size, *first.shape[1:])), dtype=np.float32)
+
+
+def measure(model: str, cfg, manifest: Manifest, bundles: Path, batch: int, repeats: int) -> dict:
+    ex = LOADERS[model](cfg, Path("models") / model, manifest)
+    bundle = Bundle.load(bundles / model, threads=torch.get_num_threads())
+    single, many = batch_of(ex.inputs[0], 1), batch_of(ex.inputs[0], batch)
+    row = {"input": "x".join(str(d) for d in single.shape[2:])}
+    for name, call in runtimes(ex.graph, bundle).items():
+        row[name] = {"latency_ms": 1000 * statistics.median(timings(call, single, repeats)),
+                     "images_per_s": batch * repeats / sum(timings(call, many, repeats))}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", default="data/prepared/manifest.json")
+    parser.add_argument("--bundles", default="bundles")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement")
+    args = parser.parse_args()
+    cfg, manifest = load_params(args.params), Manifest.read(args.manifest)
+    print(f"threads: {torch.get_num_threads()} for every runtime; latency: median of {args.repeats} calls at "
+          f"batch 1; throughput: {args.repeats} calls at batch {args.batch}")
+    header = f"{'model':<11}{'input':>9}  {'runtime':<14}{'latency ms':>11}{'images/s':>10}"
+    print(header + "\n" + "-" * len(header))
+    for model in args.models:
+        row = measure(model, cfg, manifest, Path(args.bundles), args.batch, args.repeats)
+        for name in ("PyTorch eager", "TorchScript", "ONNX Runtime"):
+            r = row[name]
+            print(f"{model:<11}{row['input']:>9}  {name:<14}{r['latency_ms']:>11.2f}{r['images_per_s']:>10.1f}")
+        eager, ort = row["PyTorch eager"], row["ONNX Runtime"]
+        print(f"{model:<11}{'':>9}  ONNX Runtime / PyTorch eager: latency {eager['latency_ms'] / ort['latency_ms']:.2f}x "
+              f"faster, throughput {ort['images_per_s'] / eager['images_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
