@@ -3,7 +3,9 @@
 MLflow 3.17 refuses its old folder store, so the local default is a SQLite database
 inside the project (``mlruns/mlflow.db``) with artifacts in ``mlruns/artifacts``, both
 git-ignored. ``logger.tracking_uri`` or ``$MLFLOW_TRACKING_URI`` select a server instead.
-Telemetry is switched off when ``pipeline`` is imported.
+Relative local paths are taken from the DVC project root when DVC runs the stage
+(``$DVC_ROOT``), so queued `dvc exp run` experiments, which run in temporary copies of the
+repository, log to the project's store. Telemetry is switched off when ``pipeline`` is imported.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ import os
 from pathlib import Path
 
 REMOTE_SCHEMES = ("http://", "https://", "databricks")
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the run is shown nested under that run
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` made absolute: relative to $DVC_ROOT under DVC (the real project, also for queued
+    experiments in temporary copies), else to the working directory."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    return (Path(os.environ.get("DVC_ROOT") or ".") / path).resolve()
 
 
 def tracking_uri(cfg) -> str:
@@ -20,7 +32,7 @@ def tracking_uri(cfg) -> str:
         return str(cfg.tracking_uri)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    store = Path(cfg.get("local_store", "mlruns/mlflow.db")).resolve()
+    store = project_path(cfg.get("local_store", "mlruns/mlflow.db"))
     store.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store}"
 
@@ -29,7 +41,7 @@ def artifact_location(cfg, uri: str) -> str | None:
     """Where a new experiment keeps artifacts: the server decides for remote stores."""
     if uri.startswith(REMOTE_SCHEMES):
         return None
-    root = Path(cfg.get("artifact_root", "mlruns/artifacts")).resolve()
+    root = project_path(cfg.get("artifact_root", "mlruns/artifacts"))
     root.mkdir(parents=True, exist_ok=True)
     return root.as_uri()
 
@@ -73,9 +85,16 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_tags(stage: str, manifest_path: str | Path) -> dict[str, str]:
-    """Tags of every training run: the code, the stage and the exact data it saw."""
-    return {"git_commit": git_commit(), "stage": stage, "data_manifest_sha256": file_sha256(manifest_path)}
+def run_tags(stage: str, manifest_path: str | Path, parent_run_id: str | None = None) -> dict[str, str]:
+    """Tags of every training run: the code, the stage and the exact data it saw; the DVC
+    experiment it belongs to (`dvc exp run` sets $DVC_EXP_NAME); the sweep run it is a trial of."""
+    tags = {"git_commit": git_commit(), "stage": stage, "data_manifest_sha256": file_sha256(manifest_path)}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+        tags["dvc_baseline_rev"] = os.environ.get("DVC_EXP_BASELINE_REV", "")
+    if parent_run_id:
+        tags[PARENT_TAG] = parent_run_id
+    return tags
 
 
 def flat_params(cfg, prefix: str = "") -> dict[str, str]:

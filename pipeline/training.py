@@ -21,9 +21,13 @@ RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it 
 
 
 def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None) -> MLFlowLogger:
+    """The stage's MLflow run: ``run_id`` resumed, else a new one. A sweep sets (at run time, not
+    in conf/) ``logger.parent_run_id`` to nest it, ``logger.run_name`` and ``logger.tags``."""
     uri, _ = ensure_experiment(cfg.logger)
-    return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri, run_name=stage,
-                        tags=run_tags(stage, manifest) if run_id is None else None, run_id=run_id)
+    tags = None if run_id else {**run_tags(stage, manifest, cfg.logger.get("parent_run_id")),
+                                **(cfg.logger.get("tags") or {})}
+    return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
+                        run_name=cfg.logger.get("run_name") or stage, tags=tags, run_id=run_id)
 
 
 def previous_run_id(out_dir: Path) -> str | None:
@@ -42,7 +46,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     resuming = resume and ckpt.is_file()
     logger = open_logger(cfg, stage, manifest, previous_run_id(out_dir) if resuming else None)
     if not resuming:
-        logger.log_hyperparams(flat_params(cfg))
+        logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith("logger.tags.")})
         logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})

@@ -1,0 +1,3 @@
+from pipeline.sweep.app import entry
+
+entry()

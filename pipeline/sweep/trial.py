@@ -1,0 +1,149 @@
+"""One trial of a sweep: train and evaluate on the trial's composed config, return the objective.
+
+The trial's MLflow run is the training run (params, per-epoch metrics, artifacts, evaluation),
+nested under the sweep's parent run and tagged with the trial number and its overrides; the
+objective is logged to it as the metric ``objective``. A trial that raises is recorded as a
+FAILED run (with error.txt) and, with ``sweep.on_failure: continue``, returns NaN so that the
+sweep goes on; a trial pruned by Optuna ends as a KILLED run tagged ``sweep.state=pruned``.
+Every run is tagged ``sweep.state``: complete | failed | pruned (| interrupted, see parent.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, open_dict
+
+from pipeline.sweep.data import trial_data
+from pipeline.sweep.parent import read_parent
+from pipeline.tracking import PARENT_TAG, ensure_experiment
+from pipeline.training import RUN_FILE
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = {"classifier": ("accuracy", "macro_f1"), "detector": ("map_50", "map", "map_75")}
+STATE_TAG, TRIAL_TAG, OVERRIDES_TAG, DIR_TAG = "sweep.state", "sweep.trial", "sweep.overrides", "sweep.trial_dir"
+
+
+def classifier_objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
+    from pipeline.classify.evaluate import evaluate_classifier
+    from pipeline.classify.train import train_classifier
+
+    manifest, pipelines, previews = data
+    train_classifier(cfg, manifest, pipelines, trial_dir / "model", callbacks=callbacks,
+                     preview=previews / "classifier_preview.png")
+    results = evaluate_classifier(cfg, manifest, pipelines, trial_dir / "model", trial_dir / "metrics.json",
+                                  trial_dir / "reports", trial_dir / "confusion")
+    return float(results["val"][cfg.sweep.objective])
+
+
+def detector_objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
+    from pipeline.detect.evaluate import evaluate_detector
+    from pipeline.detect.train import train_detector
+
+    manifest, pipelines, previews = data
+    train_detector(cfg, manifest, pipelines, trial_dir / "model", callbacks=callbacks,
+                   preview=previews / "detector_preview.png")
+    results = evaluate_detector(cfg, manifest, pipelines, trial_dir / "model", trial_dir / "metrics.json",
+                                trial_dir / "reports", trial_dir / "pr")
+    return float(results["val"][cfg.sweep.objective])
+
+
+TASKS = {"classifier": classifier_objective, "detector": detector_objective}
+
+
+def check_settings(sweep: DictConfig) -> None:
+    if sweep.task not in TASKS:
+        raise ValueError(f"sweep.task={sweep.task!r}: expected one of {sorted(TASKS)}")
+    if sweep.objective not in OBJECTIVES[sweep.task]:
+        raise ValueError(f"sweep.objective={sweep.objective!r} is not a {sweep.task} metric; "
+                         f"choose one of {', '.join(OBJECTIVES[sweep.task])} (validation split, higher is better)")
+
+
+def trial_overrides(task_overrides) -> list[str]:
+    """The overrides of the pipeline's config that define the trial: the sweep's own settings
+    (``sweep``, ``sweep.*``, ``hydra.*``) left out, so that they can be fed back to `dvc exp run -S`."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in task_overrides]
+    return [o for o, key in zip(task_overrides, keys)
+            if key != "sweep" and not key.startswith(("sweep.", "hydra.", "hydra/"))]
+
+
+def pruning_callbacks(cfg: DictConfig, hydra_cfg) -> list:
+    """Optuna's Lightning callback when the Optuna sweeper launched this trial: it reports
+    ``sweep.monitor`` every validation and stops the trial when the study's pruner says so."""
+    spec = cfg.sweep.get("optuna")
+    if not spec:
+        return []
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    pruner_cfg = hydra_cfg.sweeper.get("pruner")
+    pruner = instantiate(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
+    study = optuna.load_study(study_name=str(spec.study), storage=str(spec.storage), pruner=pruner)
+    return [PyTorchLightningPruningCallback(optuna.trial.Trial(study, int(spec.trial_id)), str(cfg.sweep.monitor))]
+
+
+def finish_run(cfg: DictConfig, model_dir: Path, run_name: str, tags: dict, status: str,
+               objective: float | None = None, error: str | None = None) -> str:
+    """Tag, score and close the trial's run; a trial that failed before its training opened a
+    run gets a run of its own, so that every trial is in MLflow."""
+    uri, experiment_id = ensure_experiment(cfg.logger)
+    client = MlflowClient(tracking_uri=uri)
+    run_file = model_dir / RUN_FILE
+    if run_file.is_file():
+        run_id = json.loads(run_file.read_text())["run_id"]
+    else:
+        parent = cfg.logger.get("parent_run_id")
+        run_id = client.create_run(experiment_id, run_name=run_name,
+                                   tags={PARENT_TAG: parent} if parent else None).info.run_id
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    if objective is not None:
+        client.log_metric(run_id, "objective", objective)
+    if error:
+        client.log_text(run_id, error, "error.txt")
+    client.set_terminated(run_id, status)
+    return run_id
+
+
+def run_trial(cfg: DictConfig):
+    """Hydra task function of `sweep`: one trial; returns the objective (NaN if it failed, the
+    optuna.TrialPruned exception if Optuna's pruner stopped it)."""
+    import optuna
+
+    hc = HydraConfig.get()
+    trial_dir, number, sweep = Path(hc.runtime.output_dir), int(hc.job.num), cfg.sweep
+    parent = read_parent(Path(hc.sweep.dir))
+    if parent is None:
+        log.warning(f"no MLflow sweep run in {hc.sweep.dir}: trial {number} is logged as a run of its own")
+    run_name = f"{sweep.name}-{number}"
+    overrides = trial_overrides(hc.overrides.task)
+    tags = {TRIAL_TAG: str(number), OVERRIDES_TAG: json.dumps(overrides), DIR_TAG: str(trial_dir),
+            "sweep.name": str(sweep.name)}
+    with open_dict(cfg):
+        cfg.logger.parent_run_id = parent["run_id"] if parent else None
+        cfg.logger.run_name = run_name
+        cfg.logger.tags = {**tags, STATE_TAG: "running"}
+    try:
+        check_settings(sweep)
+        objective = TASKS[sweep.task](cfg, trial_data(cfg, sweep.data_cache), trial_dir, pruning_callbacks(cfg, hc))
+    except optuna.TrialPruned as pruned:  # returned, not raised: Hydra would log it as a job error
+        finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "pruned"}, "KILLED")
+        log.info(f"trial {number} ({' '.join(overrides)}) pruned: {pruned}")
+        return pruned
+    except Exception:
+        error = traceback.format_exc()
+        finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "failed"}, "FAILED", error=error)
+        if sweep.on_failure == "raise":
+            raise
+        log.error(f"trial {number} ({' '.join(overrides)}) failed; the sweep goes on:\n{error}")
+        return float("nan")
+    finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "complete"}, "FINISHED", objective)
+    log.info(f"trial {number} ({' '.join(overrides)}): val {sweep.objective} {objective:.4f}")
+    return objective

@@ -1,0 +1,124 @@
+"""Sweeps end to end (`python -m pipeline.sweep -m ...` in a subprocess, tiny synthetic config):
+a grid with Hydra's basic sweeper and an Optuna study killed mid-way and resumed, both logged
+to MLflow as a parent run with one child run per trial."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from pipeline.config import compose
+from pipeline.sweep.optuna_search import INTERRUPTED, RETRY_OF
+from pipeline.sweep.parent import children, read_parent
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = ["data=synthetic_tiny", "model/classifier=small_alexnet", "train.classifier.batch_size=16",
+        "trainer.enable_progress_bar=false"]
+
+
+def sweep_command(tmp_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.sweep", "-m", *args, *TINY,
+            f"logger.local_store={tmp_path / 'mlruns/mlflow.db'}",
+            f"logger.artifact_root={tmp_path / 'mlruns/artifacts'}", f"sweep.data_cache={tmp_path / 'data'}"]
+
+
+def run(command: list[str], timeout: int = 600) -> str:
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    return done.stdout + done.stderr
+
+
+def client_for(tmp_path: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}")
+
+
+def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_failed_trial(tmp_path):
+    sweep_dir = tmp_path / "grid"
+    run(sweep_command(tmp_path, "sweep=classifier", "train.classifier.epochs=2",
+                      "train.classifier.lr=0.001,0.003,0.01,-1", f"hydra.sweep.dir={sweep_dir}"))
+    client, parent = client_for(tmp_path), read_parent(sweep_dir)
+    top = client.get_run(parent["run_id"])
+    assert top.info.status == "FINISHED" and top.data.tags["sweep.sweeper"] == "BasicSweeper"
+    assert top.data.metrics["trials_complete"] == 3 and top.data.metrics["trials_failed"] == 1
+    runs = {r.data.tags["sweep.trial"]: r for r in children(client, parent)}
+    assert sorted(runs) == ["0", "1", "2", "3"]
+    failed = runs["3"]
+    assert failed.info.status == "FAILED" and failed.data.tags["sweep.state"] == "failed"
+    error = client.download_artifacts(failed.info.run_id, "error.txt", str(tmp_path))
+    assert "Invalid learning rate" in Path(error).read_text()
+    for number, lr in (("0", "0.001"), ("1", "0.003"), ("2", "0.01")):
+        child = runs[number]
+        assert child.info.status == "FINISHED" and child.data.params["train.classifier.lr"] == lr
+        assert 0 <= child.data.metrics["objective"] == child.data.metrics["eval_val_accuracy"] <= 1
+        assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 2  # per epoch
+        assert "best.ckpt" in {a.path for a in client.list_artifacts(child.info.run_id)}
+    parent_files = {a.path for a in client.list_artifacts(parent["run_id"])}
+    assert {"trials.csv", "trials.md", "objective_vs_params.png", "best_params.yaml",
+            "best_overrides.txt"} <= parent_files
+    rows = (sweep_dir / "trials.csv").read_text().splitlines()
+    assert rows[0] == "trial,state,objective,train.classifier.lr,run_id" and len(rows) == 5
+    assert (sweep_dir / "objective_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+    # The best configuration goes back into the pipeline: as overrides and as a whole params file.
+    best = runs[top.data.tags["best_trial"]]
+    assert best.data.metrics["objective"] == top.data.metrics["best_objective"]
+    overrides = (sweep_dir / "best_overrides.txt").read_text().split()
+    assert f"train.classifier.lr={best.data.params['train.classifier.lr']}" in overrides
+    assert not any(o.startswith(("sweep", "hydra")) for o in overrides)
+    assert compose(overrides).train.classifier.lr == float(best.data.params["train.classifier.lr"])
+    best_params = OmegaConf.load(sweep_dir / "best_params.yaml")
+    assert set(best_params) == set(OmegaConf.load(PROJECT_ROOT / "params.yaml"))
+    assert best_params.train.classifier.lr == float(best.data.params["train.classifier.lr"])
+
+
+def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp_path):
+    storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "optuna"
+    command = sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
+                            f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}",
+                            "train.classifier.epochs=5", "hydra.sweeper.enqueue=[{train.classifier.label_smoothing: 5.0}]")
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        deadline = time.monotonic() + 400
+        while not (sweep_dir / "3/model/run.json").is_file():  # trial 3 is training, its MLflow run open
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
+            time.sleep(0.1)
+        os.killpg(first.pid, signal.SIGKILL)  # no clean-up of any kind
+        first.wait()
+    parent = read_parent(sweep_dir)
+    client = client_for(tmp_path)
+    assert client.get_run(parent["run_id"]).info.status == "RUNNING"
+
+    run(command)
+    study = optuna.load_study(study_name="classifier_optuna", storage=storage)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]  # the count went on from the killed sweep
+    states = [t.state.name for t in trials]
+    assert states[0] == "FAIL" and trials[0].params["train.classifier.label_smoothing"] == 5.0  # fails on purpose
+    assert states[3] == "FAIL" and trials[3].user_attrs[INTERRUPTED]
+    assert trials[4].user_attrs[RETRY_OF] == 3 and trials[4].params == trials[3].params
+    assert all(s in ("COMPLETE", "PRUNED") for s in (states[1], states[2], states[4]))
+    assert read_parent(sweep_dir) == parent  # one parent run for the whole study
+    top = client.get_run(parent["run_id"])
+    assert top.info.status == "FINISHED" and top.data.tags["sweep.sweeper"] == "OptunaSweeper"
+    runs = {r.data.tags["sweep.trial"]: r for r in children(client, parent)}
+    assert sorted(runs) == ["0", "1", "2", "3", "4"]
+    assert runs["0"].info.status == "FAILED" and runs["0"].data.tags["sweep.state"] == "failed"
+    assert runs["3"].info.status == "KILLED" and runs["3"].data.tags["sweep.state"] == "interrupted"
+    for number in ("1", "2", "4"):
+        state = runs[number].data.tags["sweep.state"]
+        assert state == {"COMPLETE": "complete", "PRUNED": "pruned"}[states[int(number)]]
+        if state == "complete":
+            assert runs[number].data.metrics["objective"] == trials[int(number)].value
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.trials == 5 and results.best_value == study.best_value
+    assert json.loads(json.dumps(top.data.metrics))["trials_interrupted"] == 1
