@@ -8,13 +8,20 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: repro test lock
+.PHONY: repro test lock browser
 
 repro: $(STAMP)
 	dvc repro
 
-test: $(STAMP)
+test: $(STAMP) browser
 	pytest $(PYTEST_ARGS)
+
+# The MLflow UI test drives Debian's Chromium through Playwright: installed here when missing
+# (as root); without it that one test is skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive sh -c \
+	  'apt-get install -y -q --no-install-recommends chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)'; } \
+	  || echo "chromium is not installed (as root: apt-get install chromium); the MLflow UI test will be skipped"
 
 # Exact versions of all ~200 packages; `make lock` refreshes the file from the venv.
 $(STAMP): requirements.lock pyproject.toml

@@ -18,6 +18,7 @@ from pipeline.tracking import ensure_experiment, flat_params, run_tags, tracking
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
+RUNTIME_KEYS = ("logger.tags.", "logger.run_name", "logger.parent_run_id")  # set by a sweep: tags, not params
 
 
 def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None) -> MLFlowLogger:
@@ -46,7 +47,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     resuming = resume and ckpt.is_file()
     logger = open_logger(cfg, stage, manifest, previous_run_id(out_dir) if resuming else None)
     if not resuming:
-        logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith("logger.tags.")})
+        logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
         logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,40 @@ def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_data
     assert "format: voc" in params and "duplicates: keep_together" in params
     metrics = json.loads((repo_copy / "metrics/prepare.json").read_text())
     assert (metrics["found"], metrics["accepted"], metrics["rejected"]) == (160, 160, 0)
+
+
+def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_copy):
+    """`dvc exp run --queue -S 'x=a,b'` + `dvc queue start`: each experiment runs in a temporary copy
+    of the repository, and its training still logs to the project's MLflow store ($DVC_ROOT)."""
+    tiny = ["-S", "data=synthetic_tiny", "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=2"]
+    run(["dvc", "exp", "run", "--queue", *tiny, "-S", "train.classifier.lr=0.001,0.01", "evaluate_classifier"],
+        repo_copy)
+    run(["dvc", "queue", "start", "--jobs", "1"], repo_copy)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], repo_copy)
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
+    experiments = {rev["name"]: rev["data"] for entry in shown for e in entry.get("experiments") or []
+                   for rev in e["revs"]}  # the baseline commit's experiments (the workspace has none)
+    assert len(experiments) == 2, shown
+    lrs = set()
+    for data in experiments.values():
+        accuracy = data["metrics"]["metrics/classifier.json"]["data"]["val"]["accuracy"]
+        assert 0 <= accuracy <= 1
+        lrs.add(data["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
+    assert lrs == {0.001, 0.01}
+    store = repo_copy / "mlruns/mlflow.db"
+    assert store.is_file(), "the queued experiments logged somewhere else than the project's store"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name("cv-pipeline").experiment_id],
+                              filter_string="tags.stage = 'train_classifier'")
+    assert {r.data.tags.get("dvc_experiment") for r in runs} == set(experiments)
+    assert {r.data.params["train.classifier.lr"] for r in runs} == {"0.001", "0.01"}
+    assert all("eval_val_accuracy" in r.data.metrics for r in runs)  # evaluation logged to the same run

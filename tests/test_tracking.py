@@ -40,3 +40,27 @@ def test_telemetry_and_update_checks_are_off():
 
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == "1"
+
+
+def test_relative_local_store_is_taken_from_the_dvc_project_root(tmp_path, monkeypatch):
+    """Queued `dvc exp run` experiments run in temporary copies; DVC points $DVC_ROOT at the project."""
+    project, copy = tmp_path / "project", tmp_path / "project/.dvc/tmp/exps/tmpabc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    assert tracking_uri(logger_cfg()) == f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.delenv("DVC_ROOT")
+    assert tracking_uri(logger_cfg()) == f"sqlite:///{copy / 'mlruns' / 'mlflow.db'}"
+
+
+def test_runs_of_a_dvc_experiment_and_of_a_sweep_trial_are_tagged(tmp_path, monkeypatch):
+    from pipeline.tracking import PARENT_TAG, run_tags
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    monkeypatch.setenv("DVC_EXP_NAME", "brisk-lamb")
+    tags = run_tags("train_classifier", manifest, parent_run_id="abc")
+    assert tags["dvc_experiment"] == "brisk-lamb" and tags[PARENT_TAG] == "abc"
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert "dvc_experiment" not in run_tags("train_classifier", manifest)

@@ -14,7 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
@@ -99,8 +98,3 @@ class MlflowSweepCallback(Callback):
         summary = summarise(client, parent, Path(str(config.hydra.sweep.dir)))
         client.set_terminated(parent["run_id"], RunStatus.to_string(RunStatus.FINISHED))
         log.info(summary)
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if HydraConfig.get().mode.name != "MULTIRUN":
-            raise RuntimeError("`sweep` runs Hydra sweeps: add -m (--multirun), e.g. "
-                               "`python -m pipeline.sweep -m sweep=classifier_grid`")

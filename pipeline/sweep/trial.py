@@ -118,6 +118,8 @@ def run_trial(cfg: DictConfig):
     import optuna
 
     hc = HydraConfig.get()
+    if hc.mode.name != "MULTIRUN":
+        raise SystemExit("sweep: add -m (Hydra's --multirun), e.g. `python -m pipeline.sweep -m sweep=classifier_grid`")
     trial_dir, number, sweep = Path(hc.runtime.output_dir), int(hc.job.num), cfg.sweep
     parent = read_parent(Path(hc.sweep.dir))
     if parent is None:

@@ -59,3 +59,29 @@ def test_interrupted_trials_are_failed_then_retried_and_not_counted(tmp_path):
     again.tell(retry, 0.9)
     assert recover_interrupted(open_study("s", storage, "maximize"), retry=True) == []
     assert len(optuna.load_study(study_name="s", storage=storage).get_trials(states=(TrialState.WAITING,))) == 0
+
+
+@pytest.mark.parametrize("preset", ["classifier", "detector", "classifier_grid", "classifier_optuna",
+                                    "detector_optuna"])
+def test_sweep_presets_compose_and_sweep_keys_that_exist(preset):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipeline.config import CONF_DIR
+    from pipeline.sweep.app import add_plugins
+
+    add_plugins()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("sweeps", overrides=[f"sweep={preset}"], return_hydra_config=True)
+    assert cfg.sweep.task in ("classifier", "detector") and cfg.sweep.name == preset
+    assert cfg.hydra.callbacks.mlflow_parent._target_ == "pipeline.sweep.parent.MlflowSweepCallback"
+    if preset.endswith("_optuna"):
+        assert cfg.hydra.sweeper._target_ == "hydra_plugins.cvpipe_optuna_sweeper.OptunaSweeper"
+        assert cfg.hydra.sweeper.study_name == preset and cfg.hydra.sweeper.storage.startswith("sqlite:///")
+        SearchSpace.parse([], OmegaConf.to_container(cfg.hydra.sweeper.params))  # a valid search space
+    for key in (cfg.hydra.sweeper.get("params") or {}):
+        group, _, package = key.partition("@")
+        if "/" in group or package:  # a config group: its options are files in conf/
+            assert (CONF_DIR / group.split("/")[0]).is_dir(), key
+        else:
+            assert OmegaConf.select(cfg, key) is not None, key

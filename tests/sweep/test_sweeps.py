@@ -122,3 +122,19 @@ def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.trials == 5 and results.best_value == study.best_value
     assert json.loads(json.dumps(top.data.metrics))["trials_interrupted"] == 1
+
+
+def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path):
+    sweep_dir = tmp_path / "detector"
+    run(sweep_command(tmp_path, "sweep=detector", "anchors@model.detector.anchors=ssd,fastai",
+                      "train.detector.epochs=1", "train.detector.freeze_epochs=1", "train.detector.batch_size=8",
+                      f"hydra.sweep.dir={sweep_dir}"))
+    client, parent = client_for(tmp_path), read_parent(sweep_dir)
+    runs = sorted(children(client, parent), key=lambda r: r.data.tags["sweep.trial"])
+    assert [r.data.tags["sweep.state"] for r in runs] == ["complete", "complete"]
+    zooms = [r.data.params["model.detector.anchors.zooms"] for r in runs]
+    assert zooms == ["[1.0, 1.41]", "[0.75, 1.0, 1.3]"]  # ssd, then fastai
+    for child in runs:
+        assert child.data.tags["stage"] == "train_detector"
+        assert child.data.metrics["objective"] == child.data.metrics["eval_val_map_50"]
+    assert "anchors@model.detector.anchors" in (sweep_dir / "trials.csv").read_text().splitlines()[0]

@@ -1,0 +1,155 @@
+"""A real MLflow server on a loopback port, a 2-trial sweep logged to it over HTTP, and MLflow's
+run comparison view checked in a real headless Chromium (Playwright, Debian's /usr/bin/chromium).
+
+The screenshot goes to $CVPIPE_TEST_ARTIFACTS (default: the test's temporary folder)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.sweep.parent import children, read_parent
+from tests.conftest import PROJECT_ROOT
+from tests.sweep.test_sweeps import TINY
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("CVPIPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(root: Path, timeout: float = 120):
+    """`mlflow server` on 127.0.0.1 with a SQLite store and its own artifact folder; stopped on exit."""
+    port = free_port()
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"MLflow server not ready in {timeout} s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def mlflow_number(value: float) -> str:
+    """How MLflow's UI prints a metric below 10: three decimals, trailing zeros dropped."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def objective_row(page) -> list[str]:
+    """The values of the metric `objective` in the compare view's metrics table, left to right.
+    The table is virtualised (only rows near the view exist) and its names and values are two
+    grids side by side: both are scrolled to the same offset until the row's name is inside the
+    visible table; its values are the cells level with it."""
+    names = page.get_by_text("epoch", exact=True).last.locator(
+        "xpath=ancestor::div[contains(@class,'ReactVirtualized__Grid')][not(contains(@class,'inner'))][1]")
+    names.scroll_into_view_if_needed()
+    found = names.element_handle().evaluate("""async (names) => {
+        const top = names.getBoundingClientRect().top;
+        const values = [...document.querySelectorAll('.ReactVirtualized__Grid')].find(
+            g => g !== names && Math.abs(g.getBoundingClientRect().top - top) < 30);
+        const row = () => [...names.querySelectorAll('*')].find(e => [...e.childNodes].some(
+            n => n.nodeType === Node.TEXT_NODE && n.textContent.trim() === 'objective'));
+        for (let step = 0; step < 200; step++) {
+            await new Promise(done => setTimeout(done, 100));  // let both grids render
+            const name = row(), view = names.getBoundingClientRect();
+            if (name && names.scrollTop === values.scrollTop) {
+                const cell = name.parentElement.getBoundingClientRect();
+                if (cell.top >= view.top && cell.bottom <= view.bottom) {
+                    const cells = [];
+                    for (const e of values.querySelectorAll('*')) {
+                        const r = e.getBoundingClientRect(), middle = (r.top + r.bottom) / 2;
+                        const own = [...e.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)
+                            .map(n => n.textContent.trim()).join('');
+                        if (own && middle > cell.top && middle < cell.bottom) cells.push([r.left, own]);
+                    }
+                    return cells.sort((a, b) => a[0] - b[0]).map(c => c[1]);
+                }
+            }
+            values.scrollTop += 30;
+            names.scrollTop = values.scrollTop;
+        }
+        return null;
+    }""")
+    assert found is not None, "no `objective` row in MLflow's metrics table"
+    return found
+
+
+def test_mlflow_compare_view_shows_both_trials_of_a_sweep_logged_to_a_server(tmp_path):
+    missing = pytest.fail if os.environ.get("CVPIPE_REQUIRE_BROWSER") else pytest.skip  # CI requires it
+    if not Path(CHROMIUM).is_file():
+        missing(f"no Chromium at {CHROMIUM}: apt-get install chromium (`make test` does as root)")
+    from playwright import sync_api as playwright
+    shots = Path(os.environ.get("CVPIPE_TEST_ARTIFACTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with mlflow_server(tmp_path) as url:
+        sweep_dir = tmp_path / "sweep"
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.sweep", "-m", "sweep=classifier", *TINY, "train.classifier.epochs=2",
+             "train.classifier.lr=0.001,0.01", f"logger.tracking_uri={url}", f"sweep.data_cache={tmp_path / 'data'}",
+             f"hydra.sweep.dir={sweep_dir}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-6000:]
+        client, parent = MlflowClient(tracking_uri=url), read_parent(sweep_dir)
+        assert parent["tracking_uri"] == url and client.get_run(parent["run_id"]).info.status == "FINISHED"
+        trials = sorted(children(client, parent), key=lambda r: int(r.data.tags["sweep.trial"]))
+        assert len(trials) == 2
+        ids = [r.info.run_id for r in trials]
+        view = (f"{url}/#/compare-runs?runs={json.dumps(ids)}"
+                f"&experiments={json.dumps([parent['experiment_id']])}")
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 1400})
+                page.goto(view)
+                for run in trials:
+                    page.get_by_text(run.info.run_name, exact=True).first.wait_for(timeout=90_000)
+                page.wait_for_timeout(1500)  # let the plots settle before the picture
+                page.screenshot(path=str(shots / "mlflow_compare.png"))
+                text = page.inner_text("body")
+                shown = objective_row(page)
+                page.screenshot(path=str(shots / "mlflow_compare_objective.png"))
+            finally:
+                browser.close()
+    assert f"Comparing {len(trials)} Runs" in text, text[:2000]
+    details = text[text.index("Run details"):]
+    for run in trials:
+        assert run.info.run_name in details and run.info.run_id in details
+        assert run.data.params["train.classifier.lr"] in details
+    # The compare view's columns follow the order of the runs in its address: trial 0, trial 1.
+    assert shown == [mlflow_number(r.data.metrics["objective"]) for r in trials], shown
+    for name in ("mlflow_compare.png", "mlflow_compare_objective.png"):
+        assert (shots / name).stat().st_size > 10_000
