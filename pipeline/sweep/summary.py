@@ -93,7 +93,7 @@ def picture(rows: list[dict], keys: list[str], objective: str, path: Path) -> No
         if best is not None:
             ax.scatter([positions[done.index(best)]], [best["objective"]], marker="*", s=220, color="tab:orange",
                        label=f"best: trial {best['trial']}")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="best", fontsize=8)
         ax.set_xlabel(key)
         ax.set_ylabel(f"val {objective}")
         ax.grid(alpha=0.3)

@@ -79,6 +79,9 @@ def test_sweep_presets_compose_and_sweep_keys_that_exist(preset):
         assert cfg.hydra.sweeper._target_ == "hydra_plugins.cvpipe_optuna_sweeper.OptunaSweeper"
         assert cfg.hydra.sweeper.study_name == preset and cfg.hydra.sweeper.storage.startswith("sqlite:///")
         SearchSpace.parse([], OmegaConf.to_container(cfg.hydra.sweeper.params))  # a valid search space
+        assert cfg.hydra.sweep.dir == f"sweeps/{preset}/{preset}"  # one folder per study: resumable
+    else:
+        assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"].endswith("${now:%Y-%m-%d_%H-%M-%S}")
     for key in (cfg.hydra.sweeper.get("params") or {}):
         group, _, package = key.partition("@")
         if "/" in group or package:  # a config group: its options are files in conf/
