@@ -10,8 +10,10 @@ repository, log to the project's store. Telemetry is switched off when ``pipelin
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 REMOTE_SCHEMES = ("http://", "https://", "databricks")
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the run is shown nested under that run
@@ -35,6 +37,21 @@ def tracking_uri(cfg) -> str:
     store = project_path(cfg.get("local_store", "mlruns/mlflow.db"))
     store.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store}"
+
+
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """``mlflow.set_tracking_uri(uri)`` for a block (MLflow's fluent API: start_run, log_model).
+    MLflow also exports it as $MLFLOW_TRACKING_URI, which would send every later run of this
+    process and of its subprocesses to that store; the previous state is put back after."""
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # None unsets the variable again
 
 
 def artifact_location(cfg, uri: str) -> str | None:

@@ -37,3 +37,15 @@ def tiny_config(tmp_path: Path, *overrides: str):
                                               "artifact_root": str(tmp_path / "mlruns/artifacts"),
                                               "tracking_uri": None})
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uri():
+    """A test that leaves $MLFLOW_TRACKING_URI set would send every later test's runs, and its
+    subprocesses', to its own store: put the variable back after each test."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

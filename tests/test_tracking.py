@@ -1,10 +1,11 @@
+import os
 from pathlib import Path
 
 import mlflow
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
-from pipeline.tracking import ensure_experiment, tracking_uri
+from pipeline.tracking import ensure_experiment, fluent_tracking_uri, tracking_uri
 
 
 def logger_cfg(**overrides):
@@ -17,12 +18,13 @@ def test_local_defaults_sqlite_store_and_artifact_folder_in_project(tmp_path, mo
     cfg = logger_cfg()
     uri, experiment_id = ensure_experiment(cfg)
     assert uri == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_metric("x", 1.0)
-        mlflow.log_text("hello", "note.txt")
-    artifact = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
-                                                        dst_path=str(tmp_path / "dl")))
+    with fluent_tracking_uri(uri):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_metric("x", 1.0)
+            mlflow.log_text("hello", "note.txt")
+        artifact = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
+                                                            dst_path=str(tmp_path / "dl")))
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # not left behind for later runs and subprocesses
     assert artifact.read_text() == "hello"
     stored = list((tmp_path / "mlruns" / "artifacts").rglob("note.txt"))
     assert len(stored) == 1
@@ -36,8 +38,6 @@ def test_env_var_and_config_select_the_tracking_server(tmp_path, monkeypatch):
 
 
 def test_telemetry_and_update_checks_are_off():
-    import os
-
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == "1"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from pipeline.tracking import tracking_uri
+from pipeline.tracking import fluent_tracking_uri, tracking_uri
 from pipeline.training import RUN_FILE
 
 # task -> (metrics-file path to the key metric); higher is better for all three
@@ -32,19 +32,18 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
     name, alias = f"{cfg.export.registered_model_prefix}-{task}", str(cfg.export.alias)
     run_id = json.loads((model_dir / RUN_FILE).read_text())["run_id"]
     uri = tracking_uri(cfg.logger)
-    mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    score = key_metric(task, metrics)
-    metric_name = ".".join(KEY_METRICS[task])
-    with mlflow.start_run(run_id=run_id):
-        onnx_info = mlflow.onnx.log_model(onnx.load(str(bundle_dir / "model.onnx")), name=f"{task}_onnx",
-                                          pip_requirements=["onnxruntime", "numpy"])
-        # pickled (pt2 needs one output tensor; the detector has two): loading needs this package
-        torch_info = mlflow.pytorch.log_model(graph, name=f"{task}_pytorch", serialization_format="pickle",
-                                              pip_requirements=["torch", "cvpipe"])
-    version = mlflow.register_model(onnx_info.model_uri, name, tags={
-        "task": task, "key_metric": metric_name, "key_value": "" if score is None else f"{score:.6f}",
-        "pytorch_model_uri": torch_info.model_uri, "training_run": run_id})
+    score, metric_name = key_metric(task, metrics), ".".join(KEY_METRICS[task])
+    with fluent_tracking_uri(uri):
+        with mlflow.start_run(run_id=run_id):
+            onnx_info = mlflow.onnx.log_model(onnx.load(str(bundle_dir / "model.onnx")), name=f"{task}_onnx",
+                                              pip_requirements=["onnxruntime", "numpy"])
+            # pickled (pt2 needs one output tensor; the detector has two): loading needs this package
+            torch_info = mlflow.pytorch.log_model(graph, name=f"{task}_pytorch", serialization_format="pickle",
+                                                  pip_requirements=["torch", "cvpipe"])
+        version = mlflow.register_model(onnx_info.model_uri, name, tags={
+            "task": task, "key_metric": metric_name, "key_value": "" if score is None else f"{score:.6f}",
+            "pytorch_model_uri": torch_info.model_uri, "training_run": run_id})
     try:
         current = client.get_model_version_by_alias(name, alias)
         current_value = current.tags.get("key_value", "")

@@ -38,7 +38,7 @@ def bundles(tiny_data, tmp_path_factory) -> Path:
     return root
 
 
-def test_the_alias_moves_only_when_the_key_metric_improves(bundles):
+def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch):
     from mlflow import MlflowClient
 
     from pipeline.classify.evaluate import load_classifier
@@ -48,9 +48,11 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles):
 
     cfg = tiny_config(bundles)
     graph = ClassifierGraph(load_classifier(bundles / "models/classifier")[0])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     moves = [register(cfg, "classifier", bundles / "classifier", bundles / "models/classifier", graph,
                       {"val": {"accuracy": accuracy}})["promoted"] for accuracy in (0.5, 0.4, 0.7, 0.7)]
     assert moves == [True, False, True, False]
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # the fluent API's URI does not leak to later runs
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions("name='cvpipe-classifier'")
