@@ -10,6 +10,7 @@ from typing import Sequence
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -50,8 +51,9 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
         logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
         logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
-    atomic_write_json(out_dir / MODEL_FILE, model_info)
+    if rank_zero_only.rank == 0:  # under DDP every rank runs this; the run and its files are rank zero's
+        atomic_write_json(out_dir / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
+        atomic_write_json(out_dir / MODEL_FILE, model_info)
     checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor=monitor, mode=mode, save_last=True,
                                  auto_insert_metric_name=False, enable_version_counter=False)
     all_callbacks = [checkpoint, *callbacks]

@@ -4,6 +4,8 @@ Reads `model.classifier`, `train.classifier`, `trainer`, `logger` and `seed` fro
 the manifest from `prepare` and the saved pipelines from `augment`; the work is pipeline.classify.
 """
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from pipeline.classify.train import train_classifier
 from pipeline.cli import training_parser, user_errors
 from pipeline.config import load_params
@@ -15,7 +17,7 @@ def main(argv=None) -> None:
     result = train_classifier(load_params(args.params), args.manifest, args.pipelines, args.out,
                               resume=args.resume, preview=args.preview)
     m = result["metrics"]
-    print(f"train_classifier: {result['epochs']} epochs, val_acc {m.get('val_acc', float('nan')):.4f}, "
+    rank_zero_info(f"train_classifier: {result['epochs']} epochs, val_acc {m.get('val_acc', float('nan')):.4f}, "
           f"val_f1 {m.get('val_f1', float('nan')):.4f}; MLflow run {result['run_id']}")
 
 

@@ -4,6 +4,8 @@ Reads `model.detector` (with its `anchors`), `train.detector`, `augment.detector
 `trainer`, `logger` and `seed` from params.yaml; the work is pipeline.detect.
 """
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from pipeline.cli import training_parser, user_errors
 from pipeline.config import load_params
 from pipeline.detect.train import train_detector
@@ -15,7 +17,7 @@ def main(argv=None) -> None:
     result = train_detector(load_params(args.params), args.manifest, args.pipelines, args.out, resume=args.resume,
                             preview=args.preview)
     m = result["metrics"]
-    print(f"train_detector: {result['epochs']} epochs, {result['anchors']} anchors, val mAP@0.5 "
+    rank_zero_info(f"train_detector: {result['epochs']} epochs, {result['anchors']} anchors, val mAP@0.5 "
           f"{m.get('val_map_50', float('nan')):.4f}, mAP {m.get('val_map', float('nan')):.4f}; "
           f"MLflow run {result['run_id']}")
 

@@ -5,6 +5,8 @@ convolutional network and fine-tunes that densely on the detection images (`fcn.
 the work is pipeline.heatmap.train.
 """
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from pipeline.cli import stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.heatmap.train import train_fcn
@@ -18,7 +20,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     result = train_fcn(load_params(args.params), args.manifest, args.pipelines, args.out, preview=args.preview)
     m, d = result["metrics"], result["dense"]
-    print(f"train_fcn: patch classifier val_acc {m.get('val_acc', float('nan')):.4f}; FCN stride {result['stride']}, "
+    rank_zero_info(f"train_fcn: patch classifier val_acc {m.get('val_acc', float('nan')):.4f}; FCN stride {result['stride']}, "
           f"window {result['window']}; dense val_loss {d.get('dense_val_loss', float('nan')):.4f}, "
           f"object-cell recall {d.get('dense_val_object_recall', float('nan')):.4f}; MLflow run {result['run_id']}")
 

@@ -39,13 +39,23 @@ def tiny_config(tmp_path: Path, *overrides: str):
     return cfg
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_tracking_uri():
-    """A test that leaves $MLFLOW_TRACKING_URI set would send every later test's runs, and its
-    subprocesses', to its own store: put the variable back after each test."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
+# $MLFLOW_TRACKING_URI as the session found it. Lightning's MLFlowLogger and MLflow's fluent API
+# call mlflow.set_tracking_uri, which exports the variable: after an in-process training it would
+# send later tests' runs, and their subprocesses' (sweeps, dvc), to that training's store.
+ORIGINAL_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def restore_tracking_uri() -> None:
+    if ORIGINAL_TRACKING_URI is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+        os.environ["MLFLOW_TRACKING_URI"] = ORIGINAL_TRACKING_URI
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uri():
+    """Each test starts and ends with the session's $MLFLOW_TRACKING_URI (session fixtures that
+    train run before function fixtures, so both ends are reset)."""
+    restore_tracking_uri()
+    yield
+    restore_tracking_uri()
