@@ -31,36 +31,33 @@ OBJECTIVES = {"classifier": ("accuracy", "macro_f1"), "detector": ("map_50", "ma
 STATE_TAG, TRIAL_TAG, OVERRIDES_TAG, DIR_TAG = "sweep.state", "sweep.trial", "sweep.overrides", "sweep.trial_dir"
 
 
-def classifier_objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
-    from pipeline.classify.evaluate import evaluate_classifier
-    from pipeline.classify.train import train_classifier
+def task_steps(task: str):
+    """(train, evaluate, name of the evaluation's plot folder) of ``task``."""
+    if task == "classifier":
+        from pipeline.classify.evaluate import evaluate_classifier
+        from pipeline.classify.train import train_classifier
 
-    manifest, pipelines, previews = data
-    train_classifier(cfg, manifest, pipelines, trial_dir / "model", callbacks=callbacks,
-                     preview=previews / "classifier_preview.png")
-    results = evaluate_classifier(cfg, manifest, pipelines, trial_dir / "model", trial_dir / "metrics.json",
-                                  trial_dir / "reports", trial_dir / "confusion")
-    return float(results["val"][cfg.sweep.objective])
-
-
-def detector_objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
+        return train_classifier, evaluate_classifier, "confusion"
     from pipeline.detect.evaluate import evaluate_detector
     from pipeline.detect.train import train_detector
 
+    return train_detector, evaluate_detector, "pr"
+
+
+def objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
+    """Train ``sweep.task`` on the trial's config, evaluate it, return its validation objective."""
+    train, evaluate, plots = task_steps(cfg.sweep.task)
     manifest, pipelines, previews = data
-    train_detector(cfg, manifest, pipelines, trial_dir / "model", callbacks=callbacks,
-                   preview=previews / "detector_preview.png")
-    results = evaluate_detector(cfg, manifest, pipelines, trial_dir / "model", trial_dir / "metrics.json",
-                                trial_dir / "reports", trial_dir / "pr")
+    model = trial_dir / "model"
+    train(cfg, manifest, pipelines, model, callbacks=callbacks, preview=previews / f"{cfg.sweep.task}_preview.png")
+    results = evaluate(cfg, manifest, pipelines, model, trial_dir / "metrics.json", trial_dir / "reports",
+                       trial_dir / plots)
     return float(results["val"][cfg.sweep.objective])
 
 
-TASKS = {"classifier": classifier_objective, "detector": detector_objective}
-
-
 def check_settings(sweep: DictConfig) -> None:
-    if sweep.task not in TASKS:
-        raise ValueError(f"sweep.task={sweep.task!r}: expected one of {sorted(TASKS)}")
+    if sweep.task not in OBJECTIVES:
+        raise ValueError(f"sweep.task={sweep.task!r}: expected one of {sorted(OBJECTIVES)}")
     if sweep.objective not in OBJECTIVES[sweep.task]:
         raise ValueError(f"sweep.objective={sweep.objective!r} is not a {sweep.task} metric; "
                          f"choose one of {', '.join(OBJECTIVES[sweep.task])} (validation split, higher is better)")
@@ -134,7 +131,7 @@ def run_trial(cfg: DictConfig):
         cfg.logger.tags = {**tags, STATE_TAG: "running"}
     try:
         check_settings(sweep)
-        objective = TASKS[sweep.task](cfg, trial_data(cfg, sweep.data_cache), trial_dir, pruning_callbacks(cfg, hc))
+        value = objective(cfg, trial_data(cfg, sweep.data_cache), trial_dir, pruning_callbacks(cfg, hc))
     except optuna.TrialPruned as pruned:  # returned, not raised: Hydra would log it as a job error
         finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "pruned"}, "KILLED")
         log.info(f"trial {number} ({' '.join(overrides)}) pruned: {pruned}")
@@ -146,6 +143,6 @@ def run_trial(cfg: DictConfig):
             raise
         log.error(f"trial {number} ({' '.join(overrides)}) failed; the sweep goes on:\n{error}")
         return float("nan")
-    finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "complete"}, "FINISHED", objective)
-    log.info(f"trial {number} ({' '.join(overrides)}): val {sweep.objective} {objective:.4f}")
-    return objective
+    finish_run(cfg, trial_dir / "model", run_name, {**tags, STATE_TAG: "complete"}, "FINISHED", value)
+    log.info(f"trial {number} ({' '.join(overrides)}): val {sweep.objective} {value:.4f}")
+    return value
