@@ -81,6 +81,19 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     for model in ("classifier", "fcn", "detector"):  # three bundles, each parity-checked
         assert (repo_copy / "bundles" / model / "model.onnx").is_file(), model
         assert '"onnx_max_abs_diff"' in shown
+    # A DVC remote (a local folder here) receives the outputs; a fresh clone pulls them and has
+    # nothing to re-run.
+    run(["dvc", "remote", "add", "-d", "store", str(repo_copy.parent / "dvc-remote")], repo_copy)
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "pipeline run"], repo_copy)
+    assert "pushed" in run(["dvc", "push"], repo_copy)
+    clone = repo_copy.parent / "clone"
+    run(["git", "clone", "-q", str(repo_copy), str(clone)], repo_copy.parent)
+    run(["dvc", "pull"], clone)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], clone)
+    for name in ("models/classifier/best.ckpt", "bundles/detector/model.onnx", "data/prepared/manifest.json"):
+        assert (clone / name).read_bytes() == (repo_copy / name).read_bytes(), name
+    assert "Running stage" not in run(["dvc", "repro"], clone)
 
 
 def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):
