@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from mlflow.entities import RunStatus
+from mlflow.entities import Param, RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -66,8 +66,7 @@ def open_parent(config: DictConfig) -> dict:
         search = OmegaConf.to_container(space, resolve=True) if space else {}
         params = {**flat_params(config.sweep, "sweep"), **{f"search.{k}": str(v) for k, v in search.items()},
                   "sweep.overrides": " ".join(config.hydra.overrides.task)[:6000]}
-        for key, value in params.items():
-            client.log_param(parent["run_id"], key, value)
+        client.log_batch(parent["run_id"], params=[Param(k, str(v)) for k, v in params.items()])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(sweep_dir / PARENT_FILE, parent)
         log.info(f"MLflow: sweep run {parent['run_id']} in experiment {config.logger.experiment}")
@@ -93,8 +92,9 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from pipeline.sweep.summary import summarise
 
-        parent = OPEN_PARENTS.pop()
+        parent = OPEN_PARENTS[-1]  # popped once summarised: if that fails, `sweep` ends it FAILED
         client = MlflowClient(tracking_uri=parent["tracking_uri"])
         summary = summarise(client, parent, Path(str(config.hydra.sweep.dir)))
         client.set_terminated(parent["run_id"], RunStatus.to_string(RunStatus.FINISHED))
+        OPEN_PARENTS.pop()
         log.info(summary)

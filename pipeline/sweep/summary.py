@@ -24,6 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from pipeline.sweep.parent import children  # noqa: E402
 from pipeline.sweep.trial import DIR_TAG, OVERRIDES_TAG, STATE_TAG, TRIAL_TAG  # noqa: E402
+from pipeline.training import RUNTIME_KEYS  # noqa: E402
 
 
 def split_override(override: str) -> tuple[str, str]:
@@ -110,10 +111,9 @@ def best_config(best: dict) -> str | None:
     if not path.is_file():
         return None
     cfg = OmegaConf.load(path)
-    for key in ("sweep",):
-        cfg.pop(key, None)
-    for key in ("parent_run_id", "run_name", "tags"):
-        cfg.logger.pop(key, None)
+    cfg.pop("sweep", None)
+    for key in RUNTIME_KEYS:  # the sweep's run-time logger settings ("logger.tags." etc.)
+        cfg.logger.pop(key.removeprefix("logger.").rstrip("."), None)
     return OmegaConf.to_yaml(cfg)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, open_dict
 
@@ -99,8 +100,7 @@ def finish_run(cfg: DictConfig, model_dir: Path, run_name: str, tags: dict, stat
         parent = cfg.logger.get("parent_run_id")
         run_id = client.create_run(experiment_id, run_name=run_name,
                                    tags={PARENT_TAG: parent} if parent else None).info.run_id
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
     if objective is not None:
         client.log_metric(run_id, "objective", objective)
     if error:
