@@ -6,8 +6,12 @@ from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
 from pipeline.augment.stage import run_augment
+from pipeline.classify.train import train_classifier
 from pipeline.config import compose
 from pipeline.data.prepare import prepare
+from pipeline.detect.train import train_detector
+from pipeline.export.build import export_bundle
+from pipeline.heatmap.train import train_fcn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVPIPE_SHARED_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
@@ -37,6 +41,27 @@ def tiny_config(tmp_path: Path, *overrides: str):
                                               "artifact_root": str(tmp_path / "mlruns/artifacts"),
                                               "tracking_uri": None})
     return cfg
+
+
+TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
+                                           "model/classifier=small_alexnet"]),
+         "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
+                                       "train.detector.batch_size=8"]),
+         "fcn": (train_fcn, ["fcn.train.epochs=1", "fcn.dense.epochs=1"])}
+
+
+# One tiny trained and exported model per task (export, predict, bad-input and load tests).
+@pytest.fixture(scope="session")
+def bundles(tiny_data, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bundles")
+    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
+    for task, (train, overrides) in TRAIN.items():
+        cfg = tiny_config(root, *overrides)
+        train(cfg, manifest, pipelines, root / "models" / task)
+        checked = export_bundle(task, cfg, root / "models" / task, manifest, None, root / task,
+                                root / f"parity_{task}.json")
+        assert checked["registry"]["version"] == 1 and not checked["registry"]["promoted"]  # no metric: no alias
+    return root
 
 
 # $MLFLOW_TRACKING_URI as the session found it. Lightning's MLFlowLogger and MLflow's fluent API

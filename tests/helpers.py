@@ -13,6 +13,8 @@ from PIL import Image
 
 from pipeline.boxes import xyxy_to_cxcywh_norm, xyxy_to_xywh
 from pipeline.config import CONF_DIR
+from pipeline.data.manifest import Manifest
+from pipeline.data.prepare import prepare
 
 
 def data_config(**overrides):
@@ -131,3 +133,28 @@ def write_folders(root: Path, labels: dict[str, int], seed: int = 0) -> None:
 
 
 WRITERS = {"voc": write_voc, "coco": write_coco, "kitti": write_kitti, "yolo": write_yolo, "csv": write_csv}
+
+
+# A VOC dataset built sample by sample, for the validation and bad-input tests.
+def voc_xml(name: str, size, boxes, classes=None) -> str:
+    classes = classes or ["cat"] * len(boxes)
+    objects = "".join(f"<object><name>{c}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                      f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for b, c in zip(boxes, classes))
+    return (f"<annotation><filename>{name}</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
+            f"</size>{objects}</annotation>")
+
+
+def add(root: Path, name: str, pixels=None, boxes=((11, 11, 30, 30),), classes=None, size=None, **save):
+    """An image (unless pixels is None) plus its VOC annotation (1-based corners)."""
+    if pixels is not None:
+        write_image(root / "images" / name, pixels, **save)
+        size = size or (pixels.shape[1], pixels.shape[0])
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / f"{Path(name).stem}.xml").write_text(voc_xml(name, size or (64, 48), boxes, classes))
+
+
+def prepare_voc(tmp_path: Path, root: Path, **policy):
+    cfg = data_config(format="voc", root=str(root), classes=["cat", "dog"], **policy)
+    stats = prepare(cfg, 0, tmp_path / "out", tmp_path / "reports", tmp_path / "metrics.json")
+    rejected = {r["item"]: r for r in json.loads((tmp_path / "out" / "rejected.json").read_text())}
+    return stats, Manifest.read(tmp_path / "out" / "manifest.json"), rejected

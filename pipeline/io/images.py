@@ -73,8 +73,15 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def bomb_message(path: Path, size: str, max_pixels: int) -> str:
+    return (f"{path}: {size} exceeds the limit of {max_pixels} pixels (possible decompression bomb); if the "
+            "image is genuine, raise the limit (prepare: data.max_image_pixels, predict: --max-pixels)")
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode ``path`` fully; raise :class:`ImageError` naming the file and the problem."""
+    """Decode ``path`` fully; raise :class:`ImageError` naming the file and the problem.
+
+    Images over ``max_pixels`` are refused from their header, before any decoding."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -82,12 +89,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise ImageError(
-                        "decompression_bomb",
-                        f"{path}: {width}x{height} = {width * height} pixels exceeds the limit of "
-                        f"{max_pixels} (possible decompression bomb); raise data.max_image_pixels "
-                        "if the image is genuine",
-                    )
+                    raise ImageError("decompression_bomb",
+                                     bomb_message(path, f"{width}x{height} = {width * height} pixels", max_pixels))
                 img.load()
                 orientation = int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
                 if orientation not in range(1, 9):
@@ -98,10 +101,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            "decompression_bomb",
-            f"{path}: refused as a possible decompression bomb ({exc})",
-        ) from exc
+        # Pillow's own limit (Image.MAX_IMAGE_PIXELS), checked inside Image.open
+        raise ImageError("decompression_bomb", bomb_message(path, f"the image ({exc})", max_pixels)) from exc
     except FileNotFoundError as exc:
         raise ImageError("missing_image", f"{path}: image file not found") from exc
     except Exception as exc:  # Pillow raises many types for corrupt data

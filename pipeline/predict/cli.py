@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline.io.images import ImageError, is_image_file, read_image
+from pipeline.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, is_image_file, read_image
 from pipeline.predict import draw, tasks
 from pipeline.predict.bundle import Bundle
 
@@ -80,12 +80,13 @@ class Progress:
             self.last, self.shown = now, self.done
 
 
-def batches(paths: Iterable[Path], size: int, failed: list) -> Iterator[list[tuple[Path, np.ndarray]]]:
+def batches(paths: Iterable[Path], size: int, failed: list,
+            max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[list[tuple[Path, np.ndarray]]]:
     """Decoded images, ``size`` at a time; unreadable files are reported and counted in ``failed``."""
     current = []
     for path in paths:
         try:
-            current.append((path, read_image(path).pixels))
+            current.append((path, read_image(path, max_pixels).pixels))
         except ImageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(str(path))
@@ -96,8 +97,12 @@ def batches(paths: Iterable[Path], size: int, failed: list) -> Iterator[list[tup
         yield current
 
 
-def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, quiet: bool) -> int:
+def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, quiet: bool,
+        max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
     total = sum(1 for _ in image_paths(inputs))  # a walk that keeps no paths: progress shows "n/total"
+    if not total:
+        raise FileNotFoundError(f"{' '.join(inputs)}: no image files found "
+                                f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     progress, failed, labels = Progress(total, quiet), [], bundle.labels
     out = Path(out_dir) if out_dir else None
     if out:
@@ -105,7 +110,7 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
     stream = JsonStream(json_path, "list" if bundle.task == "detector" else "object")
     image_id = done = 0
     try:
-        for group in batches(image_paths(inputs), 1 if bundle.task == "fcn" else batch_size, failed):
+        for group in batches(image_paths(inputs), 1 if bundle.task == "fcn" else batch_size, failed, max_pixels):
             pixels = [px for _, px in group]
             if bundle.task == "classifier":
                 for (path, _), probs in zip(group, tasks.classify(bundle, pixels)):
@@ -153,10 +158,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="larger images are refused as possible decompression bombs")
     args = parser.parse_args(argv)
     try:
         bundle = Bundle.load(args.bundle, args.threads)
-        return run(bundle, args.inputs, args.json, args.out, max(1, args.batch), args.quiet)
+        return run(bundle, args.inputs, args.json, args.out, max(1, args.batch), args.quiet, args.max_pixels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

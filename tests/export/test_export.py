@@ -11,31 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.classify.train import train_classifier
-from pipeline.detect.train import train_detector
-from pipeline.export.build import export_bundle
-from pipeline.heatmap.train import train_fcn
 from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE
-from tests.conftest import PROJECT_ROOT, tiny_config
-
-TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
-                                           "model/classifier=small_alexnet"]),
-         "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
-                                       "train.detector.batch_size=8"]),
-         "fcn": (train_fcn, ["fcn.train.epochs=1", "fcn.dense.epochs=1"])}
-
-
-@pytest.fixture(scope="module")
-def bundles(tiny_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bundles")
-    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
-    for task, (train, overrides) in TRAIN.items():
-        cfg = tiny_config(root, *overrides)
-        train(cfg, manifest, pipelines, root / "models" / task)
-        checked = export_bundle(task, cfg, root / "models" / task, manifest, None, root / task,
-                                root / f"parity_{task}.json")
-        assert checked["registry"]["version"] == 1 and not checked["registry"]["promoted"]  # no metric: no alias
-    return root
+from tests.conftest import PROJECT_ROOT, TRAIN, tiny_config
 
 
 def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch):
