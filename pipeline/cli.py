@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 
 from pipeline.io.images import ImageError
@@ -10,11 +11,19 @@ from pipeline.io.images import ImageError
 USER_ERRORS = (FileNotFoundError, ValueError, ImageError, KeyError)
 
 
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
 def user_errors(main):
-    """Run ``main``; print errors a user can fix as ``error: ...`` and exit with status 1."""
+    """Run ``main``; print errors a user can fix as ``error: ...`` and exit with status 1.
+
+    SIGTERM (``kill``, a scheduler's pre-emption, ``docker stop``) is handled like Ctrl+C: the
+    stage unwinds, so temporary outputs are removed and its MLflow run ends KILLED."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, interrupt)
         try:
             return main(*args, **kwargs)
         except USER_ERRORS as exc:

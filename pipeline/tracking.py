@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -114,8 +115,24 @@ def run_tags(stage: str, manifest_path: str | Path, parent_run_id: str | None = 
     return tags
 
 
+CREDENTIALS = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")  # scheme://user:password@host
+
+
+def redact(value: str) -> str:
+    """``value`` fit to be logged and shared: passwords in URIs masked, the home folder shown as ~."""
+    value = CREDENTIALS.sub(r"\1***@", value)
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if home:
+        value = re.sub(rf"{re.escape(home)}(?=$|{re.escape(os.sep)})", "~", value)
+    return value
+
+
+def redacted(values: dict) -> dict[str, str]:
+    return {key: redact(str(value)) for key, value in values.items()}
+
+
 def flat_params(cfg, prefix: str = "") -> dict[str, str]:
-    """The resolved config as MLflow params: dotted keys, values as strings."""
+    """The resolved config as MLflow params: dotted keys, values as strings (:func:`redact` ed)."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
@@ -126,6 +143,6 @@ def flat_params(cfg, prefix: str = "") -> dict[str, str]:
             for k, v in node.items():
                 walk(v, f"{key}.{k}" if key else str(k))
         else:
-            flat[key] = str(node)
+            flat[key] = redact(str(node))
     walk(container, prefix)
     return flat

@@ -3,7 +3,10 @@ from run.json when asked), model.json, best/last checkpoints, and the artifacts 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -11,11 +14,12 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.io.atomic import atomic_write_json
-from pipeline.tracking import ensure_experiment, flat_params, run_tags, tracking_uri
+from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
+from pipeline.tracking import ensure_experiment, flat_params, redacted, run_tags, tracking_uri
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
@@ -26,8 +30,8 @@ def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None)
     """The stage's MLflow run: ``run_id`` resumed, else a new one. A sweep sets (at run time, not
     in conf/) ``logger.parent_run_id`` to nest it, ``logger.run_name`` and ``logger.tags``."""
     uri, _ = ensure_experiment(cfg.logger)
-    tags = None if run_id else {**run_tags(stage, manifest, cfg.logger.get("parent_run_id")),
-                                **(cfg.logger.get("tags") or {})}
+    tags = None if run_id else redacted({**run_tags(stage, manifest, cfg.logger.get("parent_run_id")),
+                                         **(cfg.logger.get("tags") or {})})
     return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
                         run_name=cfg.logger.get("run_name") or stage, tags=tags, run_id=run_id)
 
@@ -37,37 +41,103 @@ def previous_run_id(out_dir: Path) -> str | None:
     return json.loads(path.read_text())["run_id"] if path.is_file() else None
 
 
+class PortableCheckpointPaths(Callback):
+    """Checkpoints hold ModelCheckpoint's paths as file names, not absolute paths: no user's folders
+    in a file that is logged and shared, the same bytes wherever the project lies, and a resume in a
+    folder that was renamed since (a training's work folder becomes its output)."""
+
+    PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    @staticmethod
+    def states(checkpoint: dict):
+        return [(key, state) for key, state in checkpoint.get("callbacks", {}).items()
+                if key.startswith("ModelCheckpoint")]
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        for _, state in self.states(checkpoint):
+            state["dirpath"] = "."
+            state.update({k: os.path.basename(state[k]) for k in self.PATHS if state.get(k)})
+            state["best_k_models"] = {os.path.basename(p): v for p, v in state.get("best_k_models", {}).items()}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        folders = {c.state_key: c.dirpath for c in trainer.checkpoint_callbacks}
+        for key, state in self.states(checkpoint):
+            if state.get("dirpath") != "." or folders.get(key) is None:
+                continue  # written before this callback, or a different checkpoint setting
+            folder = state["dirpath"] = folders[key]
+            state.update({k: os.path.join(folder, state[k]) for k in self.PATHS if state.get(k)})
+            state["best_k_models"] = {os.path.join(folder, p): v for p, v in state.get("best_k_models", {}).items()}
+
+
 def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDataModule, out_dir: Path,
                 manifest: Path, stage: str, epochs: int, monitor: str, mode: str, model_info: dict,
                 derived: dict, artifacts: Sequence[Path] = (), resume: bool = False,
-                callbacks: Sequence[Callback] = (), patience: int | None = None):
+                callbacks: Sequence[Callback] = (), patience: int | None = None, files: dict[str, Path] | None = None):
     """Fit ``module`` on ``data`` for ``epochs`` in the MLflow run of ``stage``; writes
-    ``out_dir``/{best,last}.ckpt (best by ``monitor``), model.json and run.json. Returns
-    (trainer, logger, checkpoint callback)."""
-    ckpt = out_dir / "last.ckpt"
-    resuming = resume and ckpt.is_file()
-    logger = open_logger(cfg, stage, manifest, previous_run_id(out_dir) if resuming else None)
-    if not resuming:
-        logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
-        logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:  # under DDP every rank runs this; the run and its files are rank zero's
-        atomic_write_json(out_dir / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
-        atomic_write_json(out_dir / MODEL_FILE, model_info)
-    checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor=monitor, mode=mode, save_last=True,
-                                 auto_insert_metric_name=False, enable_version_counter=False)
-    all_callbacks = [checkpoint, *callbacks]
-    if patience:
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
-    trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
-                        reload_dataloaders_every_n_epochs=1, default_root_dir=str(out_dir),
-                        num_sanity_val_steps=0, **OmegaConf.to_container(cfg.trainer, resolve=True))
-    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
-    if trainer.is_global_zero:
-        for path in [out_dir / "best.ckpt", out_dir / MODEL_FILE, *artifacts]:
-            if Path(path).is_file():
-                logger.experiment.log_artifact(logger.run_id, str(path))
+    ``out_dir``/{best,last}.ckpt (best by ``monitor``), model.json, run.json and copies of ``files``
+    ({name: source}). The folder appears complete or not at all: the training works in
+    ``.<out_dir>.partial``, which an interrupted run leaves for ``resume``; its MLflow run then ends
+    KILLED (interrupted) or FAILED (an error). Returns (trainer, logger, checkpoint callback)."""
+    primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
+    if primary and not resume:
+        end_abandoned_run(cfg, partial_dir(out_dir))
+    with resumable_dir(out_dir, resume, primary) as work:
+        ckpt = work / "last.ckpt"
+        resuming = resume and ckpt.is_file()
+        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else None)
+        with ended_on_error(logger):
+            if not resuming:
+                logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
+                logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
+            if primary:
+                atomic_write_json(work / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
+                atomic_write_json(work / MODEL_FILE, model_info)
+                for name, source in (files or {}).items():
+                    shutil.copyfile(source, work / name)
+            checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor=monitor, mode=mode,
+                                         auto_insert_metric_name=False, enable_version_counter=False)
+            # every epoch's end: Lightning 2.6's save_last writes only when the best one improved
+            last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
+            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), *callbacks]  # best first: last holds its state
+            if patience:
+                all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
+            trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
+                                reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
+                                num_sanity_val_steps=0, **OmegaConf.to_container(cfg.trainer, resolve=True))
+            trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
+            if trainer.is_global_zero:
+                for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
+                    if Path(path).is_file():
+                        logger.experiment.log_artifact(logger.run_id, str(path))
     return trainer, logger, checkpoint
+
+
+@contextlib.contextmanager
+def ended_on_error(logger: MLFlowLogger):
+    """An exception ends the run FAILED, an interruption (Ctrl+C, SIGTERM) KILLED; never left RUNNING.
+    (Lightning ends the run FAILED for both, from inside ``fit`` only.)"""
+    try:
+        yield
+    except BaseException as exc:
+        run_id = logger._run_id  # not .run_id, which would start a run
+        if rank_zero_only.rank == 0 and run_id is not None:
+            status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            logger.experiment.set_terminated(run_id, status)
+        raise
+
+
+def end_abandoned_run(cfg: DictConfig, work: Path) -> None:
+    """A training killed outright (SIGKILL, power loss) left its run RUNNING; a new training in its
+    place, which discards the work, ends that run KILLED."""
+    run_id = previous_run_id(work)
+    if run_id is None:
+        return
+    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "KILLED")
+    except MlflowException:
+        pass  # the run is gone, or in another store: nothing to end
 
 
 def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],

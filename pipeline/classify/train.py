@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -46,8 +45,6 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
         str(tc.schedule), class_weights(tc.class_weights, data.class_counts()), float(tc.label_smoothing), seed,
         (steps, steps))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(pipelines_dir) / "classifier_eval.json", out_dir / PREPROCESS_FILE)
     artifacts = [Path(pipelines_dir) / "classifier_train.json", Path(pipelines_dir) / "classifier_eval.json"]
     if preview and Path(preview).is_file():
         artifacts.append(Path(preview))
@@ -57,7 +54,8 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
                "train_items": len(data.items["train"])}
     trainer, logger, checkpoint = tracked_fit(
         cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_loss", "min", model_info, derived,
-        artifacts, resume, callbacks, tc.get("early_stopping_patience"))
+        artifacts, resume, callbacks, tc.get("early_stopping_patience"),
+        files={PREPROCESS_FILE: Path(pipelines_dir) / "classifier_eval.json"})
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,
-            "best": str(checkpoint.best_model_path), "feature_cache_seconds": data.cache_seconds}
+            "best": str(out_dir / Path(checkpoint.best_model_path).name), "feature_cache_seconds": data.cache_seconds}

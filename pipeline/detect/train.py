@@ -69,7 +69,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
         artifacts, resume, callbacks, tc.get("early_stopping_patience"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
-            "best": str(checkpoint.best_model_path)}
+            "best": str(out_dir / Path(checkpoint.best_model_path).name)}
 
 
 def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):

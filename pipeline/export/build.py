@@ -10,8 +10,10 @@ written: onnxruntime and TorchScript against PyTorch on real images.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +124,37 @@ def export_onnx(ex: Exportable, path: Path) -> None:
         raise RuntimeError(f"export: ONNX wrote side files {side}; the bundle must be one file")
 
 
+def strip_onnx_debug_info(path: Path) -> None:
+    """Drop the exporter's per-node records (stack traces naming this machine's source files)."""
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def clear(nodes) -> None:
+        for node in nodes:
+            node.doc_string = ""
+            del node.metadata_props[:]
+            for attribute in node.attribute:
+                clear(attribute.g.node)
+                for graph in attribute.graphs:
+                    clear(graph.node)
+
+    clear(model.graph.node)
+    for function in model.functions:
+        clear(function.node)
+    onnx.save(model, str(path))
+
+
+def save_torchscript(ex: Exportable, path: Path) -> None:
+    """The traced graph, without TorchScript's debug records (source ranges naming this machine's files)."""
+    traced = io.BytesIO()
+    torch.jit.save(torch.jit.trace(ex.graph, torch.from_numpy(ex.inputs[0])), traced)
+    with zipfile.ZipFile(traced) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                target.writestr(info, source.read(info.filename))
+
+
 def max_difference(a, b) -> float:
     a = a if isinstance(a, (tuple, list)) else (a,)
     b = b if isinstance(b, (tuple, list)) else (b,)
@@ -228,7 +261,8 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
     with atomic_dir(out_dir) as out:
         export_onnx(ex, out / ONNX_FILE)
-        torch.jit.save(torch.jit.trace(ex.graph, torch.from_numpy(ex.inputs[0])), str(out / TORCHSCRIPT_FILE))
+        strip_onnx_debug_info(out / ONNX_FILE)
+        save_torchscript(ex, out / TORCHSCRIPT_FILE)
         checked = parity(ex, out)
         atomic_write_json(out / BUNDLE_FILE, spec)
         sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)

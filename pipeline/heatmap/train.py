@@ -19,6 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.classify.evaluate import build_from_info, load_classifier
@@ -27,7 +28,7 @@ from pipeline.data.patches import BACKGROUND
 from pipeline.detect.data import DetectionData
 from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
-from pipeline.io.atomic import atomic_write_json
+from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
 from pipeline.training import RUN_FILE, open_logger
 
@@ -72,7 +73,13 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
 
 def train_fcn(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
               preview: str | Path | None = None) -> dict:
-    manifest, out_dir = Path(manifest), Path(out_dir)
+    """Writes ``out_dir`` (classifier/, fcn.json, the FCN's weights, run.json) complete or not at all."""
+    with resumable_dir(out_dir, False, rank_zero_only.rank == 0) as work:
+        return fit_fcn(cfg, Path(manifest), pipelines_dir, work, preview)
+
+
+def fit_fcn(cfg: DictConfig, manifest: Path, pipelines_dir: str | Path, out_dir: Path,
+            preview: str | Path | None) -> dict:
     result = train_classifier(patch_classifier_config(cfg), manifest, pipelines_dir, out_dir / CLASSIFIER_DIR,
                               stage="train_fcn", preview=preview)
     net, info = load_classifier(out_dir / CLASSIFIER_DIR)

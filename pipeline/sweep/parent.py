@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.io.atomic import atomic_write_json
-from pipeline.tracking import PARENT_TAG, ensure_experiment, flat_params, git_commit
+from pipeline.tracking import PARENT_TAG, ensure_experiment, flat_params, git_commit, redact
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def open_parent(config: DictConfig) -> dict:
         run = client.create_run(experiment_id, run_name=f"sweep-{config.sweep.name}",
                                 tags={"sweep.role": "parent", "sweep.name": str(config.sweep.name),
                                       "sweep.sweeper": sweeper, "git_commit": git_commit(),
-                                      "sweep.dir": str(sweep_dir)})
+                                      "sweep.dir": redact(str(sweep_dir))})
         parent = {"run_id": run.info.run_id, "experiment_id": experiment_id, "tracking_uri": uri}
         space = config.hydra.sweeper.get("params")
         search = OmegaConf.to_container(space, resolve=True) if space else {}

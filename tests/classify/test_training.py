@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.classify.evaluate import evaluate_classifier, load_classifier
 from pipeline.classify.train import train_classifier
+from pipeline.io.atomic import partial_dir
 from pipeline.tracking import file_sha256, tracking_uri
 from tests.conftest import tiny_config
 
@@ -74,8 +75,12 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(tiny_data, tmp_pa
     _, whole = fit(tiny_data, tmp_path, LITE0, out="whole")
     with pytest.raises(Interrupt):
         fit(tiny_data, tmp_path, LITE0, out="split", callbacks=[InterruptAtEpoch(1)])
-    interrupted_run = json.loads((tmp_path / "split/run.json").read_text())["run_id"]
+    assert not (tmp_path / "split").exists()  # nothing half-done where the model belongs
+    interrupted_run = json.loads((partial_dir(tmp_path / "split") / "run.json").read_text())["run_id"]
     cfg, resumed = fit(tiny_data, tmp_path, LITE0, out="split", resume=True)
+    assert not partial_dir(tmp_path / "split").exists()
+    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
+    assert client.get_run(resumed["run_id"]).info.status == "FINISHED"
     assert resumed["run_id"] == interrupted_run != whole["run_id"]
     for name in ("val_loss", "val_acc", "val_f1", "train_loss"):
         assert resumed["metrics"][name] == pytest.approx(whole["metrics"][name], abs=1e-6), name
@@ -83,7 +88,6 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(tiny_data, tmp_pa
     b, _ = load_classifier(tmp_path / "split", "last.ckpt")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(x, y, atol=1e-6), name
-    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
     history = client.get_metric_history(resumed["run_id"], "val_loss")
     assert len(history) == 3  # the resumed run continued the interrupted run's history
 

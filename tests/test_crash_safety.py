@@ -1,0 +1,144 @@
+"""Crash safety: stages killed mid-way leave no output that looks complete, a killed training
+resumes to the result of an uninterrupted one, and MLflow runs never stay RUNNING."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from pipeline.classify.train import train_classifier
+from pipeline.config import compose
+from pipeline.io.atomic import partial_dir
+from pipeline.tracking import tracking_uri
+from tests.conftest import PROJECT_ROOT, tiny_config
+
+CLASSIFIER = ["model/classifier=small_alexnet", "train.classifier.epochs=3", "train.classifier.freeze_epochs=0"]
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stage(name: str, params: Path, *args: str) -> subprocess.Popen:
+    """A stage script in its own process group, as DVC would run it."""
+    return subprocess.Popen([sys.executable, f"stages/{name}.py", "--params", str(params), *args], cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the stage ended (status {process.returncode}) before the point to kill it: "
+                        f"{process.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the stage never reached the point to kill it")
+        time.sleep(0.05)
+
+
+def test_prepare_killed_mid_way_leaves_the_previous_output_whole(tmp_path):
+    def params(num_images: int) -> Path:
+        path = tmp_path / f"params_{num_images}.yaml"
+        OmegaConf.save(compose(["data=synthetic", f"data.num_images={num_images}"]), path)
+        return path
+
+    out, outputs = tmp_path / "prepared", ["--out", str(tmp_path / "prepared"), "--reports", str(tmp_path / "reports"),
+                                           "--metrics", str(tmp_path / "metrics.json")]
+    assert stage("prepare", params(30), *outputs).wait(timeout=300) == 0
+    before = folder_digest(out)
+    before_metrics = (tmp_path / "metrics.json").read_bytes()
+
+    killed = stage("prepare", params(4000), *outputs)
+    wait_for(lambda: sum(1 for _ in tmp_path.glob(".prepared.*.tmp/images/**/*.png")) >= 100, killed)
+    os.killpg(killed.pid, signal.SIGKILL)  # no clean-up of any kind
+    killed.wait()
+    assert folder_digest(out) == before  # the last complete output, untouched
+    assert (tmp_path / "metrics.json").read_bytes() == before_metrics
+    orphans = list(tmp_path.glob(".prepared.*.tmp"))
+    assert len(orphans) == 1 and not (orphans[0] / "manifest.json").exists()
+
+    assert stage("prepare", params(100), *outputs).wait(timeout=300) == 0
+    assert not list(tmp_path.glob(".prepared.*.tmp"))  # the killed run's leftovers are removed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["samples"]) + json.loads((tmp_path / "metrics.json").read_text())["rejected"] >= 100
+    assert all((out / s["file"]).is_file() for s in manifest["samples"])
+
+
+def run_status(cfg, run_id: str) -> str:
+    return MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_run(run_id).info.status
+
+
+def partial_run(out: Path) -> str:
+    return json.loads((partial_dir(out) / "run.json").read_text())["run_id"]
+
+
+def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_running(tiny_data, tmp_path):
+    cfg = tiny_config(tmp_path, *CLASSIFIER)
+    OmegaConf.save(cfg, tmp_path / "params.yaml")
+    data = ["--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines", str(tiny_data / "augment")]
+    whole = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "whole")
+
+    def killed_after_one_epoch(out: Path, sig: int) -> subprocess.Popen:
+        process = stage("train_classifier", tmp_path / "params.yaml", *data, "--out", str(out))
+        wait_for(lambda: (partial_dir(out) / "last.ckpt").is_file(), process)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=120)
+        assert process.returncode != 0 and not out.exists()  # the model folder never holds a half-trained model
+        return process
+
+    # SIGTERM (kill, docker stop, pre-emption): the stage unwinds and ends its run KILLED
+    killed_after_one_epoch(tmp_path / "model", signal.SIGTERM)
+    run_id = partial_run(tmp_path / "model")
+    assert run_status(cfg, run_id) == "KILLED"
+    resumed = stage("train_classifier", tmp_path / "params.yaml", *data, "--out", str(tmp_path / "model"), "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert json.loads((tmp_path / "model/run.json").read_text())["run_id"] == run_id  # the same run, continued
+    assert run_status(cfg, run_id) == "FINISHED" and not partial_dir(tmp_path / "model").exists()
+    history = MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_metric_history(run_id, "val_loss")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [m.value for m in sorted(MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_metric_history(
+            whole["run_id"], "val_loss"), key=lambda m: m.step)], abs=1e-6)
+    a = folder_digest(tmp_path / "whole")
+    b = folder_digest(tmp_path / "model")
+    assert a.keys() == b.keys()
+    for name in ("model.json", "preprocess.json", "best.ckpt"):
+        assert a[name] == b[name], name  # byte-identical: the paths in checkpoints are portable too
+    last = [torch.load(tmp_path / run / "last.ckpt", weights_only=True) for run in ("whole", "model")]
+    assert last[0]["epoch"] == last[1]["epoch"] == 2 and last[0]["global_step"] == last[1]["global_step"]
+    for key in ("state_dict", "optimizer_states", "lr_schedulers"):  # the same training state, exactly
+        torch.testing.assert_close(last[0][key], last[1][key], rtol=0, atol=0)
+
+    # SIGKILL: nothing can run; a new training in its place ends the abandoned run KILLED
+    killed_after_one_epoch(tmp_path / "other", signal.SIGKILL)
+    abandoned = partial_run(tmp_path / "other")
+    assert run_status(cfg, abandoned) == "RUNNING"
+    fresh = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "other")
+    assert run_status(cfg, abandoned) == "KILLED" and run_status(cfg, fresh["run_id"]) == "FINISHED"
+
+
+class Explode(Callback):
+    def on_train_epoch_end(self, trainer, module):
+        raise RuntimeError("out of memory, say")
+
+
+def test_a_training_that_raises_ends_its_run_failed(tiny_data, tmp_path):
+    cfg = tiny_config(tmp_path, *CLASSIFIER)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model",
+                         callbacks=[Explode()])
+    assert not (tmp_path / "model").exists()
+    assert run_status(cfg, partial_run(tmp_path / "model")) == "FAILED"
