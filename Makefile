@@ -8,13 +8,19 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: repro test lock browser
+.PHONY: repro test lock browser ui
 
 repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP) browser
 	pytest $(PYTEST_ARGS)
+
+# The MLflow UI on the local store, on loopback unless UI_HOST says otherwise (e.g. UI_HOST=0.0.0.0).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+ui: $(STAMP)
+	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host $(UI_HOST) --port $(UI_PORT) --workers 1
 
 # The MLflow UI test drives Debian's Chromium through Playwright: installed here when missing
 # (as root); without it that one test is skipped, saying why.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -103,10 +104,23 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+SOURCE_TAG = "mlflow.source.name"  # MLflow's own tag, which it sets to the script's absolute path
+
+
+def source_name() -> str:
+    """The running script, relative to the working folder when inside it (stages/x.py)."""
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else Path("")
+    try:
+        return script.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return redact(str(script))
+
+
 def run_tags(stage: str, manifest_path: str | Path, parent_run_id: str | None = None) -> dict[str, str]:
     """Tags of every training run: the code, the stage and the exact data it saw; the DVC
     experiment it belongs to (`dvc exp run` sets $DVC_EXP_NAME); the sweep run it is a trial of."""
-    tags = {"git_commit": git_commit(), "stage": stage, "data_manifest_sha256": file_sha256(manifest_path)}
+    tags = {"git_commit": git_commit(), "stage": stage, "data_manifest_sha256": file_sha256(manifest_path),
+            SOURCE_TAG: source_name()}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
         tags["dvc_baseline_rev"] = os.environ.get("DVC_EXP_BASELINE_REV", "")
