@@ -41,6 +41,11 @@ def previous_run_id(out_dir: Path) -> str | None:
     return json.loads(path.read_text())["run_id"] if path.is_file() else None
 
 
+def training_run_id(out_dir: Path) -> str | None:
+    """The MLflow run of the training of ``out_dir``: finished, or interrupted (in its work folder)."""
+    return previous_run_id(out_dir) or previous_run_id(partial_dir(out_dir))
+
+
 class PortableCheckpointPaths(Callback):
     """Checkpoints hold ModelCheckpoint's paths as file names, not absolute paths: no user's folders
     in a file that is logged and shared, the same bytes wherever the project lies, and a resume in a

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, open_dict
 from pipeline.sweep.data import trial_data
 from pipeline.sweep.parent import read_parent
 from pipeline.tracking import PARENT_TAG, ensure_experiment
-from pipeline.training import RUN_FILE
+from pipeline.training import training_run_id
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,8 @@ def finish_run(cfg: DictConfig, model_dir: Path, run_name: str, tags: dict, stat
     run gets a run of its own, so that every trial is in MLflow."""
     uri, experiment_id = ensure_experiment(cfg.logger)
     client = MlflowClient(tracking_uri=uri)
-    run_file = model_dir / RUN_FILE
-    if run_file.is_file():
-        run_id = json.loads(run_file.read_text())["run_id"]
-    else:
+    run_id = training_run_id(model_dir)
+    if run_id is None:
         parent = cfg.logger.get("parent_run_id")
         run_id = client.create_run(experiment_id, run_name=run_name,
                                    tags={PARENT_TAG: parent} if parent else None).info.run_id

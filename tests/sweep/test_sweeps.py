@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
+from pipeline.io.atomic import partial_dir
 from pipeline.sweep.optuna_search import INTERRUPTED, RETRY_OF
 from pipeline.sweep.parent import children, read_parent
 from tests.conftest import PROJECT_ROOT
@@ -89,7 +90,7 @@ def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         deadline = time.monotonic() + 400
-        while not (sweep_dir / "3/model/run.json").is_file():  # trial 3 is training, its MLflow run open
+        while not (partial_dir(sweep_dir / "3/model") / "run.json").is_file():  # trial 3 is training, its run open
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
             time.sleep(0.1)
         os.killpg(first.pid, signal.SIGKILL)  # no clean-up of any kind
