@@ -153,8 +153,11 @@ def add(root: Path, name: str, pixels=None, boxes=((11, 11, 30, 30),), classes=N
     (root / "annotations" / f"{Path(name).stem}.xml").write_text(voc_xml(name, size or (64, 48), boxes, classes))
 
 
-def prepare_voc(tmp_path: Path, root: Path, **policy):
-    cfg = data_config(format="voc", root=str(root), classes=["cat", "dog"], **policy)
+def prepare_voc(tmp_path: Path, root: Path, fmt: str = "voc", **policy):
+    """prepare's (stats, manifest, {item: rejection}) for ``root`` (VOC: classes cat, dog)."""
+    if fmt == "voc":
+        policy = {"classes": ["cat", "dog"], **policy}
+    cfg = data_config(format=fmt, root=str(root), **policy)
     stats = prepare(cfg, 0, tmp_path / "out", tmp_path / "reports", tmp_path / "metrics.json")
     rejected = {r["item"]: r for r in json.loads((tmp_path / "out" / "rejected.json").read_text())}
     return stats, Manifest.read(tmp_path / "out" / "manifest.json"), rejected

@@ -21,7 +21,7 @@ from pipeline.data.records import Record
 from pipeline.data.validate import Policy, validate
 from pipeline.predict.cli import main as predict_main
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import Truth, add, data_config, noise_image, prepare_voc, write_image, write_yolo
+from tests.helpers import Truth, add, noise_image, prepare_voc, write_image, write_yolo
 
 GOOD = [f"images/good_{i}.png" for i in range(4)]
 
@@ -37,16 +37,7 @@ def root(tmp_path) -> Path:
 
 def prepared(tmp_path: Path, root: Path, fmt: str = "voc", **policy):
     """prepare's stats, manifest and quarantine, after checking that nothing was lost."""
-    if fmt == "voc":
-        stats, manifest, rejected = prepare_voc(tmp_path, root, **policy)
-    else:
-        from pipeline.data.manifest import Manifest
-        from pipeline.data.prepare import prepare
-
-        cfg = data_config(format=fmt, root=str(root), **policy)
-        stats = prepare(cfg, 0, tmp_path / "out", tmp_path / "reports", tmp_path / "metrics.json")
-        manifest = Manifest.read(tmp_path / "out" / "manifest.json")
-        rejected = {r["item"]: r for r in json.loads((tmp_path / "out" / "rejected.json").read_text())}
+    stats, manifest, rejected = prepare_voc(tmp_path, root, fmt, **policy)
     ids = {s.id for s in manifest.samples}
     assert stats["found"] == stats["accepted"] + stats["rejected"] == len(ids) + len(rejected)
     assert stats["rejected_by_code"] == dict(Counter(r["code"] for r in rejected.values()))
