@@ -18,7 +18,7 @@ import timm
 import torch
 from torch.utils.data import DataLoader
 
-import pipeline  # noqa: F401  (offline environment defaults)
+import pipeline as _offline_defaults  # noqa: F401  (offline environment defaults)
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, augment, detection_collate
 from pipeline.augment.build import load_pipeline
 from pipeline.augment.stage import detection_example

@@ -1,4 +1,4 @@
-"""Benchmark: seed 001 on dolphins vs seahorses, from scratch and by transfer learning, on this CPU.
+"""Benchmark: dolphins vs seahorses, from scratch and by transfer learning, on this CPU.
 
     python benchmarks/classifier_dolphins.py [--root ../shared/datasets/dolphins-and-seahorses]
 
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     common = ["data=dolphins_seahorses", f"data.root={Path(args.root).resolve()}",
               f"augment.classifier.input_size=[{args.size},{args.size}]", "logger.experiment=cv-pipeline-benchmarks",
-              "trainer.enable_progress_bar=false", "train.classifier.batch_size=16"]
+              "logger.progress_bar=false", "train.classifier.batch_size=16"]
     work = Path(tempfile.mkdtemp(prefix="dolphins-"))
     cfg = compose(common)
     prepare(cfg.data, int(cfg.seed), work / "prepared", work / "rp", work / "prepare.json")

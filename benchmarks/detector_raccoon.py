@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/")
     args = parser.parse_args()
     cfg = compose(["data=raccoon", f"data.root={Path(args.root).resolve()}", "logger.experiment=cv-pipeline-benchmarks",
-                   "trainer.enable_progress_bar=false", *args.overrides])
+                   "logger.progress_bar=false", *args.overrides])
     work = Path(tempfile.mkdtemp(prefix="raccoon-"))
     start = time.perf_counter()
     prepare(cfg.data, int(cfg.seed), work / "prepared", work / "prepare_reports", work / "prepare.json")

@@ -74,7 +74,8 @@ def main() -> None:
     def infer(batch):
         detections(*net(batch["images"]), anchors, coder, size, **tc.postprocess)
 
-    print(f"inference + post-processing, batch {tc.batch_size}: {images_per_second(infer, batches, args.steps):.1f} img/s")
+    speed = images_per_second(infer, batches, args.steps)
+    print(f"inference + post-processing, batch {tc.batch_size}: {speed:.1f} img/s")
     singles = [{"images": b["images"][:1]} for b in batches]
     latency = 1000 / images_per_second(infer, singles, args.steps)
     print(f"inference latency, batch 1: {latency:.1f} ms")

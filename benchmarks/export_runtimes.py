@@ -93,7 +93,8 @@ def main() -> None:
             r = row[name]
             print(f"{model:<11}{row['input']:>9}  {name:<14}{r['latency_ms']:>11.2f}{r['images_per_s']:>10.1f}")
         eager, ort = row["PyTorch eager"], row["ONNX Runtime"]
-        print(f"{model:<11}{'':>9}  ONNX Runtime / PyTorch eager: latency {eager['latency_ms'] / ort['latency_ms']:.2f}x "
+        latency = eager["latency_ms"] / ort["latency_ms"]
+        print(f"{model:<11}{'':>9}  ONNX Runtime / PyTorch eager: latency {latency:.2f}x "
               f"faster, throughput {ort['images_per_s'] / eager['images_per_s']:.2f}x")
 
 

@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     figures = measure(args.bundle, args.images, tuple(args.size), args.batch)
     print(f"predict ({figures['task']}, {args.bundle}): {figures['images']} images of {args.size[0]}x{args.size[1]} "
-          f"in {figures['seconds']:.1f} s = {figures['images_per_s']:.1f} images/s; RSS {figures['rss_before_mib']:.0f} MiB "
+          f"in {figures['seconds']:.1f} s = {figures['images_per_s']:.1f} images/s; "
+          f"RSS {figures['rss_before_mib']:.0f} MiB "
           f"before, peak RSS {figures['peak_rss_mib']:.0f} MiB while predicting "
           f"(+{figures['peak_rss_mib'] - figures['rss_before_mib']:.1f} MiB)")
     if args.json:

@@ -46,11 +46,11 @@ def stage_parser(description: str, pipelines: bool = True):
     return parser
 
 
-def training_parser(description: str, preview: str, out: str):
+def training_parser(description: str):
     """A training stage's arguments: the shared ones, the augmentation preview to log, the model
     folder, and --resume."""
     parser = stage_parser(description)
-    parser.add_argument("--preview", default=preview, help="augmentation preview logged with the run")
-    parser.add_argument("--out", default=out, help="best.ckpt, last.ckpt, model.json, run.json")
+    parser.add_argument("--preview", help="augmentation preview logged with the run")
+    parser.add_argument("--out", help="the model folder (default models/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
     return parser

@@ -1,33 +1,82 @@
-"""Loading the project's configuration: params.yaml (what DVC tracks) or conf/ via Hydra."""
+"""Loading the project's configuration: params.yaml (what DVC tracks) or conf/ via Hydra, checked
+against the schema (pipeline/schema.py) and the task registry before any work starts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+from pipeline.schema import validate
+from pipeline.tasks import check_models
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def load_params(path: str | Path = "params.yaml") -> DictConfig:
+    """params.yaml, validated: an unknown or missing key, a wrong type or models that the data cannot
+    train raise :class:`pipeline.schema.ConfigError` naming the key and the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the project root or "
                                 "create it with `python stages/sync_params.py`")
-    return OmegaConf.load(path)
+    cfg = validate(OmegaConf.load(path), str(path))
+    check_models(cfg, str(path))
+    return cfg
 
 
 def compose(overrides: Sequence[str] = (), config_dir: str | Path = CONF_DIR) -> DictConfig:
-    """Compose conf/ with Hydra overrides and resolve interpolations, as `dvc exp run -S` does."""
+    """Compose conf/ with Hydra overrides and resolve interpolations, as `dvc exp run -S` does;
+    validated like :func:`load_params`, with errors naming the conf/ file of the key."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(str(Path(config_dir).resolve()), version_base=None):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    config_dir = Path(config_dir).resolve()
+    with initialize_config_dir(str(config_dir), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    choices = {group: choice for group, choice in cfg.hydra.runtime.choices.items() if not group.startswith("hydra/")}
+    with open_dict(cfg):
+        del cfg["hydra"]
     OmegaConf.resolve(cfg)
+    source = f"{display(config_dir)} (with {' '.join(overrides)})" if overrides else display(config_dir)
+    cfg = validate(cfg, source, locate=lambda key: conf_file(key, choices, config_dir))
+    check_models(cfg, source)
     return cfg
+
+
+def open_dict(cfg: DictConfig):
+    from omegaconf import open_dict as omegaconf_open_dict
+
+    return omegaconf_open_dict(cfg)
+
+
+def conf_file(key: str, choices: dict[str, str], config_dir: Path) -> str:
+    """The conf/ file that sets ``key``: the chosen option of the config group whose package holds
+    it (the option itself, or one of the files it builds on that names the key), else config.yaml."""
+    best, best_len = config_dir / "config.yaml", -1
+    for group, choice in choices.items():
+        name, _, package = group.partition("@")
+        package = package or name.replace("/", ".")
+        if (key == package or key.startswith(package + ".")) and len(package) > best_len and choice:
+            best, best_len = config_dir / name / f"{choice}.yaml", len(package)
+            leaf = key.rsplit(".", 1)[-1]
+            setting = re.compile(rf"^\s*{re.escape(leaf)}\s*:", re.M)
+            if best.is_file() and not setting.search(best.read_text()):
+                for base in sorted((config_dir / name).glob("_*.yaml")):  # shared bases (_base, _common)
+                    if setting.search(base.read_text()):
+                        best = base
+                        break
+    return display(best)
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def to_yaml(cfg: DictConfig) -> str:

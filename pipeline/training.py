@@ -30,10 +30,9 @@ def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None)
     """The stage's MLflow run: ``run_id`` resumed, else a new one. A sweep sets (at run time, not
     in conf/) ``logger.parent_run_id`` to nest it, ``logger.run_name`` and ``logger.tags``."""
     uri, _ = ensure_experiment(cfg.logger)
-    tags = None if run_id else redacted({**run_tags(stage, manifest, cfg.logger.get("parent_run_id")),
-                                         **(cfg.logger.get("tags") or {})})
+    tags = None if run_id else redacted({**run_tags(stage, manifest, cfg.logger.parent_run_id), **cfg.logger.tags})
     return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
-                        run_name=cfg.logger.get("run_name") or stage, tags=tags, run_id=run_id)
+                        run_name=cfg.logger.run_name or stage, tags=tags, run_id=run_id)
 
 
 def previous_run_id(out_dir: Path) -> str | None:
@@ -103,18 +102,25 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                                          auto_insert_metric_name=False, enable_version_counter=False)
             # every epoch's end: Lightning 2.6's save_last writes only when the best one improved
             last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
-            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), *callbacks]  # best first: last holds its state
+            all_callbacks = [checkpoint, last, PortableCheckpointPaths(),
+                             *callbacks]  # best first: last holds its state
             if patience:
                 all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
             trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
                                 reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
-                                num_sanity_val_steps=0, **OmegaConf.to_container(cfg.trainer, resolve=True))
+                                num_sanity_val_steps=0, **trainer_settings(cfg))
             trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
             if trainer.is_global_zero:
                 for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
                     if Path(path).is_file():
                         logger.experiment.log_artifact(logger.run_id, str(path))
     return trainer, logger, checkpoint
+
+
+def trainer_settings(cfg: DictConfig) -> dict:
+    """Lightning Trainer arguments: the `trainer` section, with the display settings of `logger`."""
+    return {**OmegaConf.to_container(cfg.trainer, resolve=True), "enable_progress_bar": bool(cfg.logger.progress_bar),
+            "log_every_n_steps": int(cfg.logger.log_every_n_steps)}
 
 
 @contextlib.contextmanager

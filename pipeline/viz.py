@@ -33,7 +33,7 @@ def draw_panel(ax, panel: Panel, colors: dict[str, tuple]) -> None:
         color = colors.setdefault(label, class_color(len(colors)))
         ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=1.5))
         ax.text(x1, y1, label, color="white", fontsize=6, va="bottom",
-                bbox=dict(facecolor=color, alpha=0.8, pad=0.5, edgecolor="none"))
+                bbox={"facecolor": color, "alpha": 0.8, "pad": 0.5, "edgecolor": "none"})
     ax.set_title(panel.title, fontsize=7)
     ax.axis("off")
 

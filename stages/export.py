@@ -5,12 +5,13 @@ pipeline.export."""
 from pipeline.cli import stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.export.build import export_bundle
+from pipeline.tasks import TASKS
 
 
 @user_errors
 def main(argv=None) -> None:
     parser = stage_parser(__doc__, pipelines=False)
-    parser.add_argument("task", choices=["classifier", "detector", "fcn"])
+    parser.add_argument("task", choices=list(TASKS))
     parser.add_argument("--model", required=True, help="the trained model's folder (models/<model>)")
     parser.add_argument("--metrics", help="its evaluation metrics, copied into the model card")
     parser.add_argument("--out", required=True, help="the bundle folder (bundles/<model>)")

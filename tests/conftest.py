@@ -36,7 +36,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_config(tmp_path: Path, *overrides: str):
     """The project config for the tiny data, with an MLflow store of the test's own."""
-    cfg = compose(["data=synthetic_tiny", "trainer.enable_progress_bar=false", *overrides])
+    cfg = compose(["data=synthetic_tiny", "logger.progress_bar=false", *overrides])
     cfg.logger = OmegaConf.merge(cfg.logger, {"local_store": str(tmp_path / "mlruns/mlflow.db"),
                                               "artifact_root": str(tmp_path / "mlruns/artifacts"),
                                               "tracking_uri": None})
@@ -47,7 +47,7 @@ TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.c
                                            "model/classifier=small_alexnet"]),
          "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
                                        "train.detector.batch_size=8"]),
-         "fcn": (train_fcn, ["fcn.train.epochs=1", "fcn.dense.epochs=1"])}
+         "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"])}
 
 
 # One tiny trained and exported model per task (export, predict, bad-input and load tests).

@@ -12,15 +12,22 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from pipeline.boxes import xyxy_to_cxcywh_norm, xyxy_to_xywh
-from pipeline.config import CONF_DIR
+from pipeline.config import CONF_DIR, compose
 from pipeline.data.manifest import Manifest
 from pipeline.data.prepare import prepare
 
 
 def data_config(**overrides):
-    """The shared data policy (conf/data/_common.yaml) with ``overrides`` merged in."""
-    base = OmegaConf.load(CONF_DIR / "data" / "_common.yaml")
+    """The data section of conf/data/<format>.yaml (the shared policy for a format with no preset)
+    with ``overrides`` (``format`` among them) merged in."""
+    preset = CONF_DIR / "data" / f"{overrides['format']}.yaml"
+    base = compose([f"data={preset.stem}"]).data if preset.is_file() else OmegaConf.load(CONF_DIR / "data/_common.yaml")
     return OmegaConf.merge(base, OmegaConf.create(overrides))
+
+
+def classifier_model(name: str, pretrained: str, **overrides):
+    """A complete `model.classifier` section (conf/model/classifier/) for network ``name``."""
+    return OmegaConf.merge(compose().model.classifier, {"name": name, "pretrained": pretrained, **overrides})
 
 
 def noise_image(width: int, height: int, seed: int) -> np.ndarray:

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.boxes import (cxcywh_norm_to_xyxy, exif_displayed_size, exif_transform_boxes, xywh_to_xyxy,
-                            xyxy_to_cxcywh_norm, xyxy_to_xywh)
+from pipeline.boxes import (
+    cxcywh_norm_to_xyxy,
+    exif_displayed_size,
+    exif_transform_boxes,
+    xywh_to_xyxy,
+    xyxy_to_cxcywh_norm,
+    xyxy_to_xywh,
+)
 
 # Pillow's transpose for each EXIF orientation, as ImageOps.exif_transpose applies it
 TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,

@@ -1,13 +1,21 @@
-"""conf/ and params.yaml are one source of truth."""
+"""conf/ and params.yaml are one source of truth, checked against the schema before any work."""
 
+import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from dvc.utils.hydra import compose_and_dump
+from omegaconf import OmegaConf
 
-from pipeline.config import CONF_DIR, PROJECT_ROOT, compose
+from pipeline.config import CONF_DIR, PROJECT_ROOT, compose, load_params
 from pipeline.data.sources import SOURCES
+from pipeline.schema import ConfigError
+from pipeline.tasks import STEP_PARAMS, TASKS
 
 
 def test_params_yaml_is_exactly_the_composed_conf(tmp_path):
@@ -18,14 +26,17 @@ def test_params_yaml_is_exactly_the_composed_conf(tmp_path):
     assert yaml.safe_load(committed) == yaml.safe_load(composed.read_text()), (
         "params.yaml disagrees with conf/: run `python stages/sync_params.py`")
     assert committed == composed.read_text()
+    load_params(PROJECT_ROOT / "params.yaml")  # and it passes the schema
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml") if p.stem[0] != "_"))
-def test_every_data_option_composes_to_a_known_format(option):
-    cfg = compose([f"data={option}"])
+def test_every_data_option_composes_to_a_valid_config_with_models_that_fit(option):
+    cfg = compose([f"data={option}"])  # validated: schema and models
     assert cfg.data.format in SOURCES
     assert cfg.data.root, "dvc.yaml depends on ${data.root}: every data option sets it"
     assert abs(sum(cfg.data.split.values()) - 1) < 1e-9
+    kind = SOURCES[cfg.data.format].TASK
+    assert cfg.data.models and all(kind in TASKS[m].data for m in cfg.data.models)
 
 
 def test_override_syntax_reaches_nested_keys():
@@ -33,17 +44,122 @@ def test_override_syntax_reaches_nested_keys():
     assert (cfg.data.format, cfg.data.root, cfg.data.boxes.clip_tolerance) == ("voc", "/data/raccoon", 5)
 
 
-def test_dvc_stages_name_only_params_that_exist():
+def per_model_stages() -> dict:
     dvc = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
+    return {name: stage for name, stage in dvc["stages"].items() if "foreach" in stage}
+
+
+def test_each_per_model_stage_lists_exactly_the_params_the_registry_says_it_reads():
+    """dvc.yaml's `params` of train/evaluate/export are STEP_PARAMS: a key read but not listed would
+    leave a stale model; a key listed but not read (logger, the progress bar) would re-train for nothing."""
+    families = per_model_stages()
+    assert set(families) == set(STEP_PARAMS)
+    for name, stage in families.items():
+        assert stage["foreach"] == "${data.models}", name
+        listed = tuple(p.replace("${item}", "{task}") for p in stage["do"]["params"])
+        assert listed == STEP_PARAMS[name], f"dvc.yaml stage {name} lists {listed}, the registry {STEP_PARAMS[name]}"
+        assert not any(p.startswith("logger") for p in listed)
+
+
+def test_every_param_a_stage_names_exists_for_every_task():
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    dvc = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
     for name, stage in dvc["stages"].items():
-        for key in stage.get("params", []):
-            node = params
-            for part in key.split("."):
-                assert part in node, f"stage {name} names param {key} missing from params.yaml"
-                node = node[part]
+        keys = stage["do"]["params"] if "do" in stage else stage["params"]
+        for task in TASKS if "do" in stage else [None]:
+            for key in keys:
+                node = params
+                for part in key.replace("${item}", task or "").split("."):
+                    assert part in node, f"stage {name}[{task}] names param {key} missing from params.yaml"
+                    node = node[part]
 
 
 def test_no_absolute_or_home_paths_in_params():
     text = (PROJECT_ROOT / "params.yaml").read_text()
     assert str(Path.home()) not in text and "/root/" not in text and "/home/" not in text
+
+
+# --- mistakes are refused before any work, in one line naming the key, the file and the fix ---------
+
+
+def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Path:
+    cfg = OmegaConf.load(PROJECT_ROOT / "params.yaml")
+    parent, _, leaf = path.rpartition(".")
+    node = OmegaConf.select(cfg, parent)
+    if delete:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    target = tmp_path / "params.yaml"
+    OmegaConf.save(cfg, target)
+    return target
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("train.classifier.epoch", 1, "unknown key 'train.classifier.epoch'; did you mean 'train.classifier.epochs'?"),
+    ("train.classifier.epochs", "ten", "'train.classifier.epochs' expects an integer, got 'ten'"),
+    ("export.register", "maybe", "'export.register' expects true or false, got 'maybe'"),
+    ("trainer.acelerator", "gpu", "unknown key 'trainer.acelerator' (not an argument of lightning's Trainer); "
+                                  "did you mean 'accelerator'?"),
+    ("data.models", ["classifier", "detectr"], "data.models names 'detectr', which is not a task; "
+                                                     "did you mean 'detector'? choose from classifier, fcn, detector"),
+])
+def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, path, value, expected):
+    params = edited_params(tmp_path, path, value)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "stages/prepare.py", "--params", str(params), "--out", str(tmp_path / "o"),
+                           "--reports", str(tmp_path / "r"), "--metrics", str(tmp_path / "m.json")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip() == f"error: {params}: {expected}", done.stderr
+    assert time.monotonic() - start < 30 and not (tmp_path / "o").exists()
+
+
+def test_a_missing_key_in_params_yaml_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"params.yaml: missing key 'train.detector.lr'"):
+        load_params(edited_params(tmp_path, "train.detector.lr", None, delete=True))
+
+
+@pytest.fixture
+def conf_copy(tmp_path) -> Path:
+    shutil.copytree(CONF_DIR, tmp_path / "conf")
+    return tmp_path / "conf"
+
+
+def replace_line(path: Path, pattern: str, line: str) -> None:
+    text = path.read_text()
+    assert re.search(pattern, text, re.M), pattern
+    path.write_text(re.sub(pattern, line, text, count=1, flags=re.M))
+
+
+def test_a_typo_in_conf_names_the_conf_file_and_the_closest_key(conf_copy):
+    replace_line(conf_copy / "train/detector/default.yaml", r"^freeze_epochs:", "freeze_epoch:")
+    with pytest.raises(ConfigError) as error:
+        compose(config_dir=conf_copy)
+    message = str(error.value)
+    assert message.startswith(f"{conf_copy / 'train/detector/default.yaml'}: unknown key 'train.detector.freeze_epoch'")
+    assert message.endswith("did you mean 'train.detector.freeze_epochs'?")
+
+
+def test_a_wrong_type_in_a_shared_conf_file_names_that_file(conf_copy):
+    replace_line(conf_copy / "augment/detector/_base.yaml", r"^pad_fill:.*$", "pad_fill: grey")
+    with pytest.raises(ConfigError, match=re.escape(f"{conf_copy / 'augment/detector/_base.yaml'}: "
+                                                    "'augment.detector.pad_fill' expects an integer, got 'grey'")):
+        compose(config_dir=conf_copy)
+
+
+def test_a_key_removed_from_conf_is_missing_not_defaulted(conf_copy):
+    replace_line(conf_copy / "evaluate/default.yaml", r"^  threshold:.*$", "")
+    with pytest.raises(ConfigError, match="missing key 'evaluate.fcn.threshold'"):
+        compose(config_dir=conf_copy)
+
+
+@pytest.mark.parametrize("data, models, fits", [
+    ("dolphins_seahorses", "[classifier,detector]", "[classifier]"),
+    ("folders", "[fcn]", "[]"),
+])
+def test_models_the_data_cannot_train_are_refused_with_the_fix(data, models, fits):
+    with pytest.raises(ValueError) as error:
+        compose([f"data={data}", f"data.models={models}"])
+    message = str(error.value)
+    assert "needs detection data" in message and "is classification data" in message
+    assert message.endswith(f"train only what fits with -S 'data.models={fits}'")

@@ -93,7 +93,7 @@ def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_runn
     whole = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "whole")
 
     def killed_after_one_epoch(out: Path, sig: int) -> subprocess.Popen:
-        process = stage("train_classifier", tmp_path / "params.yaml", *data, "--out", str(out))
+        process = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(out))
         wait_for(lambda: (partial_dir(out) / "last.ckpt").is_file(), process)
         os.killpg(process.pid, sig)
         process.wait(timeout=120)
@@ -104,7 +104,8 @@ def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_runn
     killed_after_one_epoch(tmp_path / "model", signal.SIGTERM)
     run_id = partial_run(tmp_path / "model")
     assert run_status(cfg, run_id) == "KILLED"
-    resumed = stage("train_classifier", tmp_path / "params.yaml", *data, "--out", str(tmp_path / "model"), "--resume")
+    resumed = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(tmp_path / "model"),
+                    "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert json.loads((tmp_path / "model/run.json").read_text())["run_id"] == run_id  # the same run, continued
     assert run_status(cfg, run_id) == "FINISHED" and not partial_dir(tmp_path / "model").exists()

@@ -22,7 +22,7 @@ def test_two_cpu_ranks_train_and_rank_zero_alone_logs(tiny_data, tmp_path):
     OmegaConf.save(cfg, tmp_path / "params.yaml")
     # Lightning's DDP launcher starts rank 1 by running this same command line again.
     done = subprocess.run(
-        [sys.executable, "stages/train_classifier.py", "--params", str(tmp_path / "params.yaml"),
+        [sys.executable, "stages/train.py", "classifier", "--params", str(tmp_path / "params.yaml"),
          "--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines", str(tiny_data / "augment"),
          "--preview", str(tiny_data / "ra/classifier_preview.png"), "--out", str(tmp_path / "model")],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
@@ -30,7 +30,7 @@ def test_two_cpu_ranks_train_and_rank_zero_alone_logs(tiny_data, tmp_path):
     assert done.returncode == 0, out[-6000:]
     for rank in (0, 1):
         assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in out, out[-3000:]
-    assert out.count("train_classifier: 2 epochs") == 1  # the stage reports once
+    assert out.count("train classifier: 2 epochs") == 1  # the stage reports once
     client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
     runs = client.search_runs([client.get_experiment_by_name(cfg.logger.experiment).experiment_id])
     assert len(runs) == 1  # one MLflow run, not one per rank

@@ -98,7 +98,8 @@ def test_passwords_and_the_home_folder_are_redacted(monkeypatch):
     monkeypatch.setenv("HOME", "/home/ann")
     assert redact("postgresql://mlflow:s3cr3t@db.internal/mlflow") == "postgresql://mlflow:***@db.internal/mlflow"
     assert redact("/home/ann/projects/x.db") == "~/projects/x.db" and redact("/home/anna/x") == "/home/anna/x"
-    params = flat_params({"logger": {"tracking_uri": "https://bob:hunter2@mlflow.example.com", "local_store": "/home/ann/m.db"}})
+    params = flat_params({"logger": {"tracking_uri": "https://bob:hunter2@mlflow.example.com",
+                                     "local_store": "/home/ann/m.db"}})
     assert "hunter2" not in str(params) and "/home/ann/" not in str(params)
 
 

@@ -60,13 +60,13 @@ def bbox_params(policy: Mapping | None) -> A.BboxParams | None:
         return None
     policy = as_dict(policy)
     return A.BboxParams(
-        format=policy.get("format", "pascal_voc"),
+        format=policy["format"],
         label_fields=[LABEL_FIELD],
-        min_visibility=float(policy.get("min_visibility", 0.0)),
-        min_area=float(policy.get("min_area", 0.0)),
-        min_width=float(policy.get("min_width", 0.0)),
-        min_height=float(policy.get("min_height", 0.0)),
-        clip=bool(policy.get("clip", True)),
+        min_visibility=float(policy["min_visibility"]),
+        min_area=float(policy["min_area"]),
+        min_width=float(policy["min_width"]),
+        min_height=float(policy["min_height"]),
+        clip=bool(policy["clip"]),
         filter_invalid_bboxes=True,
     )
 
@@ -86,9 +86,9 @@ def build_pipeline(cfg: Mapping | DictConfig, train: bool, seed: int | None = No
     cfg = as_dict(cfg)
     steps = []
     if train:
-        steps = [build_transform(name, spec) for name, spec in (cfg.get("train") or {}).items() if spec]
-    steps += resize_transforms(cfg.get("input_size", (0, 0)), cfg.get("resize", "none"), cfg.get("pad_fill", 114))
-    return A.Compose(steps, bbox_params=bbox_params(cfg.get("boxes")), seed=seed)
+        steps = [build_transform(name, spec) for name, spec in cfg["train"].items() if spec]
+    steps += resize_transforms(cfg["input_size"], cfg["resize"], cfg["pad_fill"])
+    return A.Compose(steps, bbox_params=bbox_params(cfg["boxes"]), seed=seed)
 
 
 def save_pipeline(pipeline: A.Compose, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""`classify`: the class of every image in a folder (or of the given images), seed 001's format::
+"""`classify`: the class of every image in a folder (or of the given images), one line each::
 
     dolphin1.jpg is a dolphin dolphin=99.968% seahorse=0.032%
 

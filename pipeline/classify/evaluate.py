@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
 
 from pipeline.classify.data import ClassificationData, data_from_config
+from pipeline.data.split import evaluated_splits
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
 from pipeline.models.pretrained import project_checkpoint_state
@@ -98,18 +99,19 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
     data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed), num_workers=0)
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
-                         "re-run train_classifier")
+                         "re-run train@classifier")
     classes, results = data.classes, {}
     reports_dir = Path(reports_dir)
     with atomic_dir(reports_dir) as tmp, atomic_dir(confusion_dir) as tables:
-        for split in ("val", "test"):
+        for split in evaluated_splits(cfg.evaluate.classifier.splits, data.items):
             probs, labels, images = predict_split(net, data, split)
             if len(labels) == 0:
                 continue
             results[split] = split_metrics(probs, labels, classes)
             save_confusion(labels, probs.argmax(1), classes, tmp / f"confusion_{split}.png", tables / f"{split}.csv")
             if split == "val":
-                results[split]["misclassified"] = save_mistakes(images, probs, labels, classes, tmp / "misclassified_val.png")
+                results[split]["misclassified"] = save_mistakes(images, probs, labels, classes,
+                                                                tmp / "misclassified_val.png")
     atomic_write_json(metrics_path, results)
     log_to_training_run(cfg, model_dir, results, [reports_dir / p.name for p in sorted(reports_dir.glob("*.png"))]
                         + [Path(metrics_path)])

@@ -95,10 +95,10 @@ class TransferSchedule:
 
 
 class ClassifierModule(SeededSteps, TransferSchedule, L.LightningModule):
-    def __init__(self, net: ClassifierNet, classes: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
-                 lr_mult=(0.01, 0.1, 1.0), freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle",
-                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0, seed: int = 0,
-                 steps: tuple[int, int] = (1, 1)):
+    # every setting comes from conf/ (train.classifier) through pipeline.classify.train: no defaults here
+    def __init__(self, net: ClassifierNet, classes: list[str], lr: float, weight_decay: float, lr_mult,
+                 freeze_epochs: int, epochs: int, schedule: str, weights: torch.Tensor | None, label_smoothing: float,
+                 seed: int, steps: tuple[int, int]):
         super().__init__()
         self.net, self.classes = net, list(classes)
         self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)

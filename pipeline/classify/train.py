@@ -23,7 +23,7 @@ PREPROCESS_FILE = "preprocess.json"  # the eval pipeline, so the folder alone cl
 
 
 def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
-                     resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train_classifier",
+                     resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@classifier",
                      preview: str | Path | None = None) -> dict:
     """Fit the classifier of ``cfg`` (model.classifier, train.classifier, trainer, logger, seed).
 
@@ -36,7 +36,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     data = data_from_config(manifest, pipelines_dir, tc, seed)
     input_size = data.input_size()
     net = build_classifier(cfg.model.classifier, len(data.classes), input_size)
-    pretrained = str(cfg.model.classifier.get("pretrained", "none")) != "none"
+    pretrained = str(cfg.model.classifier.pretrained) != "none"
     freeze = int(tc.freeze_epochs) if pretrained else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0
     steps = data.steps_per_epoch()
@@ -54,7 +54,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
                "train_items": len(data.items["train"])}
     trainer, logger, checkpoint = tracked_fit(
         cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_loss", "min", model_info, derived,
-        artifacts, resume, callbacks, tc.get("early_stopping_patience"),
+        artifacts, resume, callbacks, tc.early_stopping_patience,
         files={PREPROCESS_FILE: Path(pipelines_dir) / "classifier_eval.json"})
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,

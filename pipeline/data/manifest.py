@@ -50,6 +50,9 @@ class Manifest:
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
 
+    def split_names(self) -> list[str]:
+        return sorted({s.split for s in self.samples})
+
     def path_of(self, sample: Sample) -> Path:
         return self.root / sample.file
 
@@ -69,7 +72,7 @@ class Manifest:
         atomic_write_text(path, self.dumps())
 
     @classmethod
-    def read(cls, path: str | Path) -> "Manifest":
+    def read(cls, path: str | Path) -> Manifest:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no manifest here; run the prepare stage first (dvc repro prepare)")

@@ -1,6 +1,6 @@
 """The patch view of a detection dataset: object crops and background crops for a classifier.
 
-Seed 000's whale-face workflow trains a patch classifier first; here the patches are cut from
+The whale-face workflow trains a patch classifier first; here the patches are cut from
 any detection manifest: one square crop around each box (its class), plus background crops that
 overlap no box (class ``background``, the last id). The same classifier then runs over windows
 or, made fully convolutional, over whole images (heatmaps).

@@ -63,3 +63,11 @@ def assign_splits(samples: list[Sample], ratios: dict[str, float], seed: int) ->
     for s in samples:
         if s.duplicate_of is not None and s.split is None:
             s.split = by_id[s.duplicate_of].split
+
+
+def evaluated_splits(splits, available: dict) -> list[str]:
+    """The configured splits (``evaluate.<model>.splits``) in order; one the data cannot have is an error."""
+    unknown = [s for s in splits if s not in available]
+    if unknown:
+        raise ValueError(f"evaluate: split(s) {', '.join(unknown)} unknown; choose from {', '.join(available)}")
+    return list(splits)

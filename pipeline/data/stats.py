@@ -45,7 +45,8 @@ def compute_stats(manifest: Manifest, outcome: Outcome, found: int) -> dict:
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     warnings = []
     for name in names:
-        in_splits = [sp for sp, info in splits.items() if info["per_class"][name] > 0 and sp in ("train", "val", "test")]
+        in_splits = [sp for sp, info in splits.items()
+                     if info["per_class"][name] > 0 and sp in ("train", "val", "test")]
         if len(in_splits) < 2:
             warnings.append(f"class {name!r} appears only in {in_splits or 'no split'}: too few images to validate it")
     return {

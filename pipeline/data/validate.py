@@ -41,16 +41,16 @@ class Policy:
     duplicates: str = "reject"  # reject | keep_together
 
     @classmethod
-    def from_config(cls, cfg) -> "Policy":
-        boxes = cfg.get("boxes") or {}
-        frame = cfg.get("exif_box_frame", "auto")
+    def from_config(cls, cfg) -> Policy:
+        boxes = cfg.boxes or {}
+        frame = cfg.exif_box_frame
         if frame not in ("auto", "displayed", "stored"):
             raise ValueError(f"data.exif_box_frame={frame!r}; use auto, displayed or stored")
-        duplicates = cfg.get("duplicates", "reject")
+        duplicates = cfg.duplicates
         if duplicates not in ("reject", "keep_together"):
             raise ValueError(f"data.duplicates={duplicates!r}; use reject or keep_together")
-        return cls(float(boxes.get("clip_tolerance", 2.0)), float(boxes.get("min_size", 1.0)), frame,
-                   int(cfg.get("max_image_pixels", DEFAULT_MAX_PIXELS)), duplicates)
+        return cls(float(boxes.clip_tolerance), float(boxes.min_size), frame,
+                   int(cfg.max_image_pixels), duplicates)
 
 
 @dataclass
@@ -97,7 +97,8 @@ def box_frame(record: Record, image: DecodedImage, policy: Policy) -> str:
     return "displayed"
 
 
-def check_boxes(record: Record, image: DecodedImage, classes: dict[str, int], policy: Policy) -> tuple[np.ndarray, list[int], int]:
+def check_boxes(record: Record, image: DecodedImage, classes: dict[str, int],
+                policy: Policy) -> tuple[np.ndarray, list[int], int]:
     """Boxes in displayed pixels (clipped), their class ids, and how many were clipped."""
     where = f"{record.annotation} (image {record.key})" if record.annotation else record.key
     unknown = sorted({c for c in record.box_classes if c not in classes})
@@ -133,7 +134,8 @@ def check_boxes(record: Record, image: DecodedImage, classes: dict[str, int], po
     return clipped, [classes[c] for c in record.box_classes], n_clipped
 
 
-def validate_record(record: Record, task: str, classes: dict[str, int], policy: Policy) -> tuple[Sample, DecodedImage, int]:
+def validate_record(record: Record, task: str, classes: dict[str, int],
+                    policy: Policy) -> tuple[Sample, DecodedImage, int]:
     if record.problem is not None:
         raise Reject(*record.problem)
     if record.image is None and record.pixels is None:

@@ -1,1 +1,1 @@
-"""Detection training data (and, in issue 6, the SSD detector)."""
+"""Detection training data and the SSD detector."""

@@ -2,7 +2,7 @@
 
 - ``ssd`` (default): centre offsets in anchor widths/heights and log size ratios, divided by the
   variances (0.1, 0.2) as in the SSD paper's code.
-- ``tanh`` (seed 003, fast.ai lesson 9): tanh-bounded activations; the centre moves at most half
+- ``tanh`` (fast.ai's SSD lesson): tanh-bounded activations; the centre moves at most half
   an anchor, the size stays within 0.5x-1.5x of the anchor. Targets outside that range are
   clipped when encoded.
 

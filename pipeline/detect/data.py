@@ -34,6 +34,11 @@ class DetectionData(L.LightningDataModule):
                           False: load_pipeline(Path(pipelines_dir) / "detector_eval.json")}
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the images the eval pipeline makes (the `augment` stage's input size)."""
+        probe = self.dataset("val", augment=False)[0].image
+        return int(probe.shape[1]), int(probe.shape[0])
+
     def dataset(self, split: str, augment: bool) -> AugmentedDataset:
         samples = self.samples[split]
         return AugmentedDataset(len(samples), lambda i: detection_example(self.manifest, samples[i]),

@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.detection import MeanAveragePrecision
 
+from pipeline.data.split import evaluated_splits
 from pipeline.detect.data import DetectionData
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
@@ -90,7 +91,7 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
     data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), 0, int(cfg.seed))
     results, flat, reports_dir, pr_dir = {}, {}, Path(reports_dir), Path(pr_dir)
     with atomic_dir(reports_dir) as reports, atomic_dir(pr_dir) as curves_dir:
-        for split in ("val", "test"):
+        for split in evaluated_splits(cfg.evaluate.detector.splits, data.samples):
             if not data.samples[split]:
                 continue
             preds, targets, images = predict(net, anchors, coder, info, data, split)

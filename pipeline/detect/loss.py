@@ -1,4 +1,4 @@
-"""The detector's loss (seed 003 / RetinaNet): sigmoid focal loss without a background class,
+"""The detector's loss (fast.ai's SSD lesson / RetinaNet): sigmoid focal loss without a background class,
 plus a localisation loss on the positives, both divided by the number of positive anchors."""
 
 from __future__ import annotations

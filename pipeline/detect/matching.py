@@ -1,4 +1,4 @@
-"""Anchor matching (seed 003): IoU of every anchor with every ground-truth box.
+"""Anchor matching (fast.ai's SSD lesson): IoU of every anchor with every ground-truth box.
 
 Each ground-truth box is forced onto its best anchor (so no object goes unmatched, however
 small), every other anchor is positive for its best box when their IoU >= ``positive_iou``,

@@ -1,6 +1,6 @@
 """The SSD detector: a backbone feature pyramid (timm ``features_only``), optionally an FPN neck
 (torchvision's FeaturePyramidNetwork: the fine maps get the coarse maps' semantics), extra
-stride-2 layers down to 1x1, and class and box heads: seed 003's one 3x3 convolution per level, or
+stride-2 layers down to 1x1, and class and box heads: fast.ai's SSD lesson's one 3x3 convolution per level, or
 RetinaNet's towers of ``head_depth`` convolutions shared by all levels.
 
 Input: uint8-range images (B x 3 x H x W, 0..255), normalised inside. Output: class logits
@@ -23,7 +23,7 @@ LITE0 = "tf_efficientnet_lite0"
 
 
 def std_conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """Seed 003's StdConv: 3x3 convolution, batch norm, ReLU."""
+    """fast.ai's SSD lesson's StdConv: 3x3 convolution, batch norm, ReLU."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
@@ -70,7 +70,8 @@ def backbone_pyramid(name: str, pretrained: str, width: int) -> tuple[nn.Module,
 
 
 def head_tower(channels: int, depth: int) -> nn.Sequential:
-    """RetinaNet's head body: ``depth`` 3x3 convolutions with group norm and ReLU (none for seed 003)."""
+    """RetinaNet's head body: ``depth`` 3x3 convolutions with group norm and ReLU (none: the fast.ai
+    SSD lesson's heads)."""
     return nn.Sequential(*(layer for _ in range(depth) for layer in (
         nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(8, channels), nn.ReLU(inplace=True))))
 
@@ -92,8 +93,8 @@ class Head(nn.Module):
 
 class SSD(nn.Module):
     def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int],
-                 backbone: str = LITE0, pretrained: str = "imagenet", width: int = 16, extra_channels: int = 128,
-                 levels: list[int] | None = None, prior: float = 0.01, neck: str = "none", head_depth: int = 0):
+                 backbone: str, pretrained: str, width: int, extra_channels: int, levels: list[int] | None,
+                 prior: float, neck: str, head_depth: int):  # conf/model/detector sets every one
         super().__init__()
         self.backbone, channels, mean, std = backbone_pyramid(backbone, pretrained, width)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
@@ -123,7 +124,7 @@ class SSD(nn.Module):
             raise ValueError(f"model.detector.head_depth: shared heads need one channel count on every level, not "
                              f"{sorted(used)}; use neck: fpn, or head_depth: 0 (one head per level)")
         bias = -math.log((1 - prior) / prior)  # RetinaNet's prior: every anchor starts at probability `prior`
-        count = 1 if head_depth else len(self.levels)  # shared by all levels, or one per level (seed 003)
+        count = 1 if head_depth else len(self.levels)  # shared by all levels, or one per level (fast.ai's SSD lesson)
         self.class_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, num_classes, bias)
                                          for lv in self.levels[:count])
         self.box_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, 4)

@@ -17,15 +17,15 @@ from pipeline.detect.postprocess import detections
 
 class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
     def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder, postprocess: dict,
-                 input_size: tuple[int, int], lr: float = 2e-3, weight_decay: float = 1e-4, lr_mult=(0.1, 1.0),
-                 freeze_epochs: int = 0, epochs: int = 10, schedule: str = "one_cycle", seed: int = 0,
-                 steps: tuple[int, int] = (1, 1)):
+                 input_size: tuple[int, int], lr: float, weight_decay: float, lr_mult, freeze_epochs: int,
+                 epochs: int, schedule: str, seed: int, steps: tuple[int, int]):  # from conf/ (train.detector)
         super().__init__()
         self.net, self.loss, self.coder = net, loss, coder
         self.register_buffer("anchors", anchors)
         self.postprocess, self.input_size = dict(postprocess), tuple(input_size)
         self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
-        self.freeze_epochs, self.epochs, self.schedule, self.seed, self.steps = freeze_epochs, epochs, schedule, seed, steps
+        self.freeze_epochs, self.epochs, self.schedule = freeze_epochs, epochs, schedule
+        self.seed, self.steps = seed, steps
         self.val_map = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")
 
     def backbone(self) -> nn.Module:

@@ -25,10 +25,10 @@ def build_detector(mc, num_classes: int, input_size) -> tuple[SSD, torch.Tensor,
     """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder."""
     levels = list(mc.anchors.levels)
     probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
-                levels)  # grids first: the anchors per cell depend on nothing else
+                levels, float(mc.prior), "none", 0)  # grids first: the anchors per cell depend on nothing else
     spec = spec_from_config(mc.anchors, len(probe.grids))
     net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), str(mc.pretrained), int(mc.width),
-              int(mc.extra_channels), levels, float(mc.prior), str(mc.get("neck", "none")), int(mc.get("head_depth", 0)))
+              int(mc.extra_channels), levels, float(mc.prior), str(mc.neck), int(mc.head_depth))
     anchors = make_anchors(net.grids, spec, tuple(input_size))
     return net, anchors, BoxCoder(str(mc.coding), tuple(float(v) for v in mc.variances))
 
@@ -47,13 +47,13 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
 
 
 def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
-                   resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train_detector",
+                   resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@detector",
                    preview: str | Path | None = None) -> dict:
     """Writes to ``out_dir``: best.ckpt (highest val mAP@0.5), last.ckpt, model.json, run.json."""
     manifest, out_dir, tc = Path(manifest), Path(out_dir), cfg.train.detector
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
-    input_size = tuple(int(v) for v in cfg.augment.detector.input_size)
+    input_size = data.input_size()
     net, anchors, coder = build_detector(cfg.model.detector, len(data.classes), input_size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
     model_info = {"model": OmegaConf.to_container(cfg.model.detector, resolve=True), "classes": data.classes,
@@ -66,7 +66,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
         artifacts.append(Path(preview))
     trainer, logger, checkpoint = tracked_fit(
         cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_map_50", "max", model_info, derived,
-        artifacts, resume, callbacks, tc.get("early_stopping_patience"))
+        artifacts, resume, callbacks, tc.early_stopping_patience)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
             "best": str(out_dir / Path(checkpoint.best_model_path).name)}

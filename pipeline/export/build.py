@@ -26,8 +26,9 @@ from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.predict import draw, tasks
-from pipeline.predict.bundle import (BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE, Bundle)
+from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE, Bundle
 from pipeline.predict.preprocess import batch, fit_batch, scaled
+from pipeline.tasks import get_task
 from pipeline.tracking import file_sha256, git_commit
 from pipeline.training import RUN_FILE
 
@@ -85,25 +86,23 @@ def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -
 
 
 def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+    from pipeline.heatmap.stage import heatmap_split
     from pipeline.heatmap.train import load_fcn
 
     fcn, info = load_fcn(model_dir)
     g = fcn.geometry
     mean = fcn.mean.flatten().div(255).tolist()
-    pre = {"window": list(g.window), "stride": g.stride, "scales": [float(s) for s in cfg.heatmap.scales],
+    pre = {"window": list(g.window), "stride": g.stride, "scales": [float(s) for s in cfg.evaluate.fcn.scales],
            "mean": mean, "std": fcn.std.flatten().div(255).tolist(), "normalised_in_graph": True,
            "min_size": list(g.window)}
     background = "background" if "background" in info["classes"] else None
-    scenes = manifest.split(str(cfg.heatmap.split)) or manifest.split("val")
+    scenes = manifest.split(heatmap_split(manifest, str(cfg.evaluate.fcn.split)))
     images = [read_image(manifest.path_of(s)).pixels for s in scenes[:4]]
     fill = [round(m * 255) for m in mean]
     inputs = [batch([scaled(images[0], 1.0, g.window, fill)]), batch([scaled(images[0], 0.61, g.window, fill)])]
     spec = {"task": "fcn", "labels": info["classes"], "preprocessing": pre,
             "postprocessing": {"background": background}, "model": info["model"]}
     return Exportable(FCNGraph(fcn).eval(), spec, inputs, images, dynamic_size=True)
-
-
-LOADERS = {"classifier": load_classifier_export, "detector": load_detector_export, "fcn": load_fcn_export}
 
 
 def export_onnx(ex: Exportable, path: Path) -> None:
@@ -245,7 +244,7 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
     return {"task": task, "labels": spec["labels"], "metrics": metrics,
             "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
             "config": config, "git_commit": git_commit(),
-            "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "training_run": run.get("run_id"),
             "files": {name: file_sha256(out / name) for name in (ONNX_FILE, TORCHSCRIPT_FILE)}}
 
@@ -253,11 +252,9 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
 def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_path: str | Path,
                   metrics_path: str | Path | None, out_dir: str | Path, parity_path: str | Path) -> dict:
     """Write the bundle of ``task`` (classifier | detector | fcn) atomically; return the parity figures."""
-    if task not in LOADERS:
-        raise ValueError(f"export: unknown model {task!r}; expected one of {sorted(LOADERS)}")
     model_dir, manifest_path = Path(model_dir), Path(manifest_path)
     metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
-    ex = LOADERS[task](cfg, model_dir, Manifest.read(manifest_path))
+    ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path))
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
     with atomic_dir(out_dir) as out:
         export_onnx(ex, out / ONNX_FILE)
@@ -269,7 +266,7 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
         atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out),
                                             "parity": checked})
     atomic_write_json(parity_path, checked)
-    if cfg.get("export") is not None and cfg.export.register:
+    if cfg.export.register:
         from pipeline.export.registry import register
 
         checked = {**checked, "registry": register(cfg, task, Path(out_dir), model_dir, ex.graph, metrics)}

@@ -10,16 +10,14 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from pipeline.tasks import get_task
 from pipeline.tracking import fluent_tracking_uri, tracking_uri
 from pipeline.training import RUN_FILE
-
-# task -> (metrics-file path to the key metric); higher is better for all three
-KEY_METRICS = {"classifier": ("val", "accuracy"), "detector": ("val", "map_50"), "fcn": ("pointing_game", "fcn")}
 
 
 def key_metric(task: str, metrics: dict | None) -> float | None:
     value = metrics
-    for part in KEY_METRICS[task]:
+    for part in get_task(task).key_metric:
         value = value.get(part) if isinstance(value, dict) else None
     return None if value is None else float(value)
 
@@ -33,7 +31,7 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
     run_id = json.loads((model_dir / RUN_FILE).read_text())["run_id"]
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    score, metric_name = key_metric(task, metrics), ".".join(KEY_METRICS[task])
+    score, metric_name = key_metric(task, metrics), ".".join(get_task(task).key_metric)
     with fluent_tracking_uri(uri):
         with mlflow.start_run(run_id=run_id):
             onnx_info = mlflow.onnx.log_model(onnx.load(str(bundle_dir / "model.onnx")), name=f"{task}_onnx",

@@ -1,4 +1,4 @@
-"""Dense fine-tuning of an FCN from box-derived cell targets (issue 5, item 4).
+"""Dense fine-tuning of an FCN from box-derived cell targets.
 
 The converted classifier only ever saw centred object patches and random background. Here every
 output cell of a training view is an example: a cell's target is the class of the ground-truth

@@ -2,7 +2,7 @@
 
 - global pooling + linear head: the linear layer becomes a 1x1 convolution on the feature map;
   averaging its output cells gives back the classifier's logits exactly (both maps are linear).
-- AlexNet-style head (seed 000): fc6 becomes a convolution whose kernel is the last feature map
+- AlexNet-style head (the whale-face workflow): fc6 becomes a convolution whose kernel is the last feature map
   (C x h x w), fc7 and fc8 become 1x1 convolutions. With valid convolutions throughout
   (``small_alexnet``), output cell (i, j) is the classifier applied to the input window at
   (j * stride, i * stride) of the training size.

@@ -145,9 +145,39 @@ def agreement(pairs: list[tuple[torch.Tensor, torch.Tensor]], num_objects: int, 
             "max_abs_diff": float((a - b).abs().max())}
 
 
+AUTO_SPLITS = ("scene", "test", "val")  # evaluate.fcn.split: auto takes the first the data has
+
+
+def heatmap_split(manifest: Manifest, split: str) -> str:
+    """``split``, or for ``auto`` the large synthetic scenes if the data has them, else test, else val."""
+    if split != "auto":
+        return split
+    return next((s for s in AUTO_SPLITS if manifest.split(s)), AUTO_SPLITS[-1])
+
+
+def evaluate_fcn(cfg: DictConfig, manifest_path: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
+                 metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path) -> dict:
+    """The `evaluate@fcn` step: :func:`run_heatmaps`, its figures added to the FCN's MLflow run and
+    the time of each method on the compared images as a table for `dvc plots`."""
+    from pipeline.io.atomic import atomic_write_text
+    from pipeline.training import log_to_run
+
+    r = run_heatmaps(cfg, manifest_path, model_dir, metrics_path, reports_dir)
+    flat = {"heatmap_speed_ratio": r["speed_ratio"]}
+    for method in r["pointing_game"]:
+        flat[f"heatmap_pointing_{method}"] = r["pointing_game"][method]
+        flat[f"heatmap_ap50_{method}"] = r["ap50"][method]
+    flat.update({f"heatmap_agreement_{k}": v for k, v in r["agreement"].items()})
+    log_to_run(cfg, model_dir, flat, [Path(reports_dir) / "overlays.png", Path(metrics_path)], "heatmap")
+    Path(tables_dir).mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{name},{s:.6f}\n" for name, s in r["seconds_on_compared_scenes"].items())
+    atomic_write_text(Path(tables_dir) / "seconds.csv", "method,seconds\n" + rows)
+    return r
+
+
 def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Path, metrics_path: str | Path,
                  reports_dir: str | Path) -> dict:
-    hc = cfg.heatmap
+    hc = cfg.evaluate.fcn
     fcn, info = load_fcn(model_dir)
     before = None
     if info.get("dense_epochs", 0) > 0:
@@ -155,14 +185,15 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
         before = FullyConvolutional(net, info["input_size"]).eval()
     methods = heatmap_methods(fcn, before)
     manifest = Manifest.read(manifest_path)
-    scenes = manifest.split(hc.split)
+    split = heatmap_split(manifest, str(hc.split))
+    scenes = manifest.split(split)
     if not scenes:
-        raise ValueError(f"{manifest_path}: no images in split {hc.split!r} to draw heatmaps on "
-                         "(the synthetic data has 'scene'; set heatmap.split)")
+        raise ValueError(f"{manifest_path}: no images in split {split!r} to draw heatmaps on; set "
+                         f"evaluate.fcn.split to one of {', '.join(manifest.split_names())} or auto")
     num_objects, context = len(manifest.classes), float(info["patch_context"])
     compared = {s.id for s in scenes[: int(hc.compare_scenes)]}
     stride, window = fcn.geometry.stride, fcn.geometry.window
-    seconds, windows, pairs = {name: 0.0 for name in methods}, 0, []
+    seconds, windows, pairs = dict.fromkeys(methods, 0.0), 0, []
     with torch.no_grad():  # warm-up outside the clock
         warm = torch.zeros(3, window[1] * 2, window[0] * 2, dtype=torch.uint8)
         for method in methods.values():
@@ -204,7 +235,8 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
             drawn[-1][3][name] = preds[name][-1]
     compared_seconds = {name: seconds[name] for name in COMPARED}
     results = {
-        "scenes": len(scenes), "compared_scenes": len(compared), "scales": [float(s) for s in hc.scales],
+        "split": split, "scenes": len(scenes), "compared_scenes": len(compared),
+        "scales": [float(s) for s in hc.scales],
         "stride": stride, "window": list(window), "sliding_windows": windows, "backbone": info["model"]["name"],
         "valid_convolutions": fcn.geometry.valid, "dense_epochs": int(info.get("dense_epochs", 0)),
         "seconds_on_compared_scenes": compared_seconds,
@@ -252,7 +284,7 @@ def draw_boxes(ax, boxes, labels, classes: list[str], color: str, scores=None) -
 def save_overlays(scenes, classes: list[str], path: Path, num_objects: int, geometries: dict,
                   draw_score: float) -> None:
     """Rows: scenes. Columns: the image with its boxes, then each method's heatmap (jet colormap
-    over the image as in seed 000: the highest object probability over all scales) with the
+    over the image as in the whale-face workflow: the highest object probability over all scales) with the
     boxes taken from it that score at least ``draw_score``."""
     columns = 1 + len(geometries)
     fig, axes = plt.subplots(max(1, len(scenes)), columns, figsize=(3.7 * columns, 3.0 * max(1, len(scenes))),

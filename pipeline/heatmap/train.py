@@ -4,7 +4,7 @@ One MLflow run holds it all (the patch classifier's epochs, then the ``dense_*``
 heatmap stage adds its metrics to the same run. The model folder::
 
     classifier/   the patch classifier as the classifier stage writes it (best.ckpt, model.json ...)
-    fcn.pt        the FCN's weights (state dict; after dense fine-tuning when fcn.dense.epochs > 0)
+    fcn.pt        the FCN's weights (state dict; after dense fine-tuning when train.fcn.dense.epochs > 0)
     fcn.json      what rebuilds it: model config, classes, window, stride, patch context
     run.json      the MLflow run
 """
@@ -30,18 +30,19 @@ from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import RUN_FILE, open_logger
+from pipeline.training import RUN_FILE, open_logger, trainer_settings
 
 CLASSIFIER_DIR = "classifier"
 FCN_FILE = "fcn.json"
 WEIGHTS_FILE = "fcn.pt"
+STAGE = "train@fcn"
 
 
 def patch_classifier_config(cfg: DictConfig) -> DictConfig:
     """The whole config with the ``fcn`` section's model and training in the classifier's place."""
     derived = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    derived.model.classifier = cfg.fcn.model
-    derived.train.classifier = cfg.fcn.train
+    derived.model.classifier = cfg.model.fcn
+    derived.train.classifier = cfg.train.fcn
     return derived
 
 
@@ -49,22 +50,22 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
               out_dir: Path, run_id: str) -> dict:
     """Dense fine-tuning (pipeline.heatmap.dense) in the patch classifier's MLflow run; keeps the
     weights of the epoch with the lowest dense_val_loss."""
-    d, seed = cfg.fcn.dense, int(cfg.seed)
-    data = DetectionData(manifest, pipelines_dir, int(d.batch_size), int(cfg.fcn.train.num_workers), seed)
+    d, seed = cfg.train.fcn.dense, int(cfg.seed)
+    data = DetectionData(manifest, pipelines_dir, int(d.batch_size), int(cfg.train.fcn.num_workers), seed)
     if classes[:-1] != data.classes or classes[-1] != BACKGROUND:
         raise ValueError(f"{out_dir}: the patch classifier's classes {classes} are not the manifest's "
                          f"{data.classes} + {BACKGROUND!r}; retrain it on this data")
     L.seed_everything(seed, workers=True, verbose=False)
     views = {k: d[k] for k in ("crop", "scales", "scale_jitter", "object_fraction")}
-    module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.fcn.train.patch_context), views, float(d.lr),
+    module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.train.fcn.patch_context), views, float(d.lr),
                          float(d.weight_decay), int(d.epochs), data.steps_per_epoch(), float(d.positive_iou),
                          float(d.negative_iou), seed)
-    logger = open_logger(cfg, "train_fcn", manifest, run_id)
+    logger = open_logger(cfg, STAGE, manifest, run_id)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:  # checkpoints hold absolute paths: not kept
         checkpoint = ModelCheckpoint(dirpath=tmp, filename="best", monitor="dense_val_loss", mode="min",
                                      enable_version_counter=False)
         trainer = L.Trainer(max_epochs=int(d.epochs), logger=logger, callbacks=[checkpoint], default_root_dir=tmp,
-                            num_sanity_val_steps=0, **OmegaConf.to_container(cfg.trainer, resolve=True))
+                            num_sanity_val_steps=0, **trainer_settings(cfg))
         fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
         trainer.fit(module, datamodule=data)
         fcn.load_state_dict(project_checkpoint_state(checkpoint.best_model_path))
@@ -72,8 +73,11 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
 
 
 def train_fcn(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
-              preview: str | Path | None = None) -> dict:
+              resume: bool = False, callbacks=(), preview: str | Path | None = None) -> dict:
     """Writes ``out_dir`` (classifier/, fcn.json, the FCN's weights, run.json) complete or not at all."""
+    if resume or callbacks:
+        raise ValueError("the heatmap network (fcn) trains in one go: it takes no --resume and cannot be swept; "
+                         "run it again without them")
     with resumable_dir(out_dir, False, rank_zero_only.rank == 0) as work:
         return fit_fcn(cfg, Path(manifest), pipelines_dir, work, preview)
 
@@ -81,22 +85,22 @@ def train_fcn(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, 
 def fit_fcn(cfg: DictConfig, manifest: Path, pipelines_dir: str | Path, out_dir: Path,
             preview: str | Path | None) -> dict:
     result = train_classifier(patch_classifier_config(cfg), manifest, pipelines_dir, out_dir / CLASSIFIER_DIR,
-                              stage="train_fcn", preview=preview)
+                              stage=STAGE, preview=preview)
     net, info = load_classifier(out_dir / CLASSIFIER_DIR)
     fcn = FullyConvolutional(net, info["input_size"])
     dense = {}
-    if int(cfg.fcn.dense.epochs) > 0:
+    if int(cfg.train.fcn.dense.epochs) > 0:
         dense = fine_tune(cfg, fcn, info["classes"], manifest, pipelines_dir, out_dir, result["run_id"])
     torch.save(fcn.state_dict(), out_dir / WEIGHTS_FILE)
     g = fcn.geometry
     atomic_write_json(out_dir / FCN_FILE, {**info, "stride": g.stride, "valid": g.valid,
-                                           "patch_context": float(cfg.fcn.train.patch_context),
-                                           "dense_epochs": int(cfg.fcn.dense.epochs)})
+                                           "patch_context": float(cfg.train.fcn.patch_context),
+                                           "dense_epochs": int(cfg.train.fcn.dense.epochs)})
     shutil.copyfile(out_dir / CLASSIFIER_DIR / RUN_FILE, out_dir / RUN_FILE)
-    logger = open_logger(cfg, "train_fcn", manifest, result["run_id"])
+    logger = open_logger(cfg, STAGE, manifest, result["run_id"])
     for path in (out_dir / WEIGHTS_FILE, out_dir / FCN_FILE):
         logger.experiment.log_artifact(result["run_id"], str(path), artifact_path="fcn")
-    return {**result, "dense": dense, "stride": g.stride, "window": list(g.window)}
+    return {**result, "metrics": {**result["metrics"], **dense}, "stride": g.stride, "window": list(g.window)}
 
 
 def load_fcn(model_dir: str | Path) -> tuple[FullyConvolutional, dict]:

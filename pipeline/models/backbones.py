@@ -33,10 +33,10 @@ def conv_bn_relu(cin: int, cout: int, k: int) -> list[nn.Module]:
 
 
 def small_alexnet(width: int = 32) -> Backbone:
-    """A small AlexNet-style network for training from scratch (seed 000/001).
+    """A small AlexNet-style network for training from scratch (the whale-face and dolphin workflows).
 
     Valid convolutions only (no padding): every cell of its fully convolutional form sees exactly
-    one input window, so sliding-window and FCN outputs agree (issue 5).
+    one input window, so sliding-window and FCN outputs agree.
     """
     w = width
     stem = nn.Sequential(*conv_bn_relu(3, w, 5), nn.MaxPool2d(2), *conv_bn_relu(w, 2 * w, 3), nn.MaxPool2d(2))

@@ -3,7 +3,7 @@
 Input: uint8-range images (B x 3 x H x W, 0..255, RGB); the network scales and normalises them
 with its backbone's mean/std, so exported models and ``predict`` need only resize.
 Heads: ``pool_linear`` (global average pooling + linear: any input size) or ``alexnet_fc``
-(flatten + fc6/fc7/fc8 as in seed 000's AlexNet: a fixed input size).
+(flatten + fc6/fc7/fc8 as in the whale-face workflow's AlexNet: a fixed input size).
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ class ClassifierNet(nn.Module):
 
 def build_classifier(model_cfg: DictConfig, num_classes: int, input_size) -> ClassifierNet:
     """``model_cfg``: name, pretrained (imagenet | none | checkpoint path), dropout, width, hidden."""
-    pretrained = str(model_cfg.get("pretrained", "none"))
-    backbone = build_backbone(model_cfg.name, imagenet=pretrained == "imagenet", width=int(model_cfg.get("width", 32)))
-    net = ClassifierNet(backbone, num_classes, input_size, float(model_cfg.get("dropout", 0.2)),
-                        int(model_cfg.get("hidden", 256)))
+    pretrained = str(model_cfg.pretrained)
+    backbone = build_backbone(model_cfg.name, imagenet=pretrained == "imagenet", width=int(model_cfg.width))
+    net = ClassifierNet(backbone, num_classes, input_size, float(model_cfg.dropout),
+                        int(model_cfg.hidden))
     if pretrained not in ("imagenet", "none"):
         state = project_checkpoint_state(Path(pretrained))
         backbone_state = {k: v for k, v in state.items() if k.startswith("features.")}

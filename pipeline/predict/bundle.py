@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.tasks import TASKS
+
 BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE = "bundle.json", "model.onnx", "model.torchscript.pt"
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
-TASKS = ("classifier", "detector", "fcn")
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Bundle:
     session: object  # onnxruntime.InferenceSession
 
     @classmethod
-    def load(cls, root: str | Path, threads: int = 0) -> "Bundle":
+    def load(cls, root: str | Path, threads: int = 0) -> Bundle:
         import onnxruntime as ort
 
         root = Path(root)

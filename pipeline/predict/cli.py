@@ -1,6 +1,6 @@
 """`predict`: run an exported bundle on images or folders, with onnxruntime, numpy and Pillow only.
 
-    predict bundles/classifier images/          # seed 001's lines: "a.jpg is a dolphin dolphin=99.968% ..."
+    predict bundles/classifier images/          # one line per image: "a.jpg is a dolphin dolphin=99.968% ..."
     predict bundles/detector images/ --json detections.json --out pictures/   # COCO results + boxes
     predict bundles/fcn scenes/ --out heatmaps/                              # heatmap overlays
 
@@ -36,7 +36,7 @@ def image_paths(inputs: Iterable[str]) -> Iterator[Path]:
 
 
 def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
-    """Seed 001's line: ``name is a <best> c1=p1% c2=p2% ...``."""
+    """The classic one-line-per-image format: ``name is a <best> c1=p1% c2=p2% ...``."""
     best = classes[int(probs.argmax())]
     article = "an" if best[:1].lower() in "aeiou" else "a"
     shares = " ".join(f"{c}={p * 100:.3f}%" for c, p in zip(classes, probs))
@@ -122,11 +122,13 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
                     for box, score, label in zip(found["boxes"], found["scores"], found["labels"]):
                         x0, y0, x1, y1 = (round(float(v), 2) for v in box)
                         stream.add({"image_id": image_id, "file_name": str(path), "category_id": int(label) + 1,
-                                    "category": labels[int(label)], "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
+                                    "category": labels[int(label)],
+                                    "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
                                     "score": round(float(score), 5)})
-                    strong = [f"{labels[int(lab)]} {s:.2f}" for s, lab in zip(found["scores"], found["labels"]) if s >= 0.3]
-                    print(f"{path.name}: {len(strong)} objects (score >= 0.3){': ' if strong else ''}{', '.join(strong)}",
-                          flush=True)
+                    strong = [f"{labels[int(lab)]} {s:.2f}"
+                              for s, lab in zip(found["scores"], found["labels"]) if s >= 0.3]
+                    listed = f": {', '.join(strong)}" if strong else ""
+                    print(f"{path.name}: {len(strong)} objects (score >= 0.3){listed}", flush=True)
                     if out:
                         draw.boxes_picture(px, found, labels).save(out / f"{path.stem}_boxes.png")
             else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 SETTINGS = ("score_threshold", "nms_iou", "top_k", "max_detections")
 
 

@@ -57,7 +57,7 @@ class SearchSpace:
     fixed: list[str]  # overrides given to every trial as written
 
     @classmethod
-    def parse(cls, arguments: list[str], params: dict | None = None) -> "SearchSpace":
+    def parse(cls, arguments: list[str], params: dict | None = None) -> SearchSpace:
         """``params`` (from the config) first, then the command line's arguments, which win."""
         lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
         distributions, fixed = {}, {}

@@ -23,45 +23,35 @@ from omegaconf import DictConfig, open_dict
 
 from pipeline.sweep.data import trial_data
 from pipeline.sweep.parent import read_parent
+from pipeline.tasks import TASKS, get_task
 from pipeline.tracking import PARENT_TAG, ensure_experiment
 from pipeline.training import training_run_id
 
 log = logging.getLogger(__name__)
 
-OBJECTIVES = {"classifier": ("accuracy", "macro_f1"), "detector": ("map_50", "map", "map_75")}
 STATE_TAG, TRIAL_TAG, OVERRIDES_TAG, DIR_TAG = "sweep.state", "sweep.trial", "sweep.overrides", "sweep.trial_dir"
-
-
-def task_steps(task: str):
-    """(train, evaluate, name of the evaluation's plot folder) of ``task``."""
-    if task == "classifier":
-        from pipeline.classify.evaluate import evaluate_classifier
-        from pipeline.classify.train import train_classifier
-
-        return train_classifier, evaluate_classifier, "confusion"
-    from pipeline.detect.evaluate import evaluate_detector
-    from pipeline.detect.train import train_detector
-
-    return train_detector, evaluate_detector, "pr"
 
 
 def objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:
     """Train ``sweep.task`` on the trial's config, evaluate it, return its validation objective."""
-    train, evaluate, plots = task_steps(cfg.sweep.task)
+    task = get_task(cfg.sweep.task)
     manifest, pipelines, previews = data
     model = trial_dir / "model"
-    train(cfg, manifest, pipelines, model, callbacks=callbacks, preview=previews / f"{cfg.sweep.task}_preview.png")
-    results = evaluate(cfg, manifest, pipelines, model, trial_dir / "metrics.json", trial_dir / "reports",
-                       trial_dir / plots)
+    task.step("train")(cfg, manifest, pipelines, model, callbacks=callbacks,
+                       preview=previews / f"{task.augment}_preview.png")
+    results = task.step("evaluate")(cfg, manifest, pipelines, model, trial_dir / "metrics.json",
+                                    trial_dir / "reports", trial_dir / "tables")
     return float(results["val"][cfg.sweep.objective])
 
 
 def check_settings(sweep: DictConfig) -> None:
-    if sweep.task not in OBJECTIVES:
-        raise ValueError(f"sweep.task={sweep.task!r}: expected one of {sorted(OBJECTIVES)}")
-    if sweep.objective not in OBJECTIVES[sweep.task]:
+    sweepable = [name for name, task in TASKS.items() if task.objectives]
+    if sweep.task not in sweepable:
+        raise ValueError(f"sweep.task={sweep.task!r}: expected one of {', '.join(sweepable)}")
+    objectives = get_task(sweep.task).objectives
+    if sweep.objective not in objectives:
         raise ValueError(f"sweep.objective={sweep.objective!r} is not a {sweep.task} metric; "
-                         f"choose one of {', '.join(OBJECTIVES[sweep.task])} (validation split, higher is better)")
+                         f"choose one of {', '.join(objectives)} (validation split, higher is better)")
 
 
 def trial_overrides(task_overrides) -> list[str]:

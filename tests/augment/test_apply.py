@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.augment.apply import (AugmentedDataset, EpochSampler, Example, augment, detection_collate,
-                                    sample_seed)
+from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, augment, detection_collate, sample_seed
 from pipeline.augment.build import build_pipeline, load_pipeline, save_pipeline
 from pipeline.config import compose
 
@@ -49,12 +48,13 @@ def test_eval_pipeline_only_resizes(detector_cfg):
 
 
 def test_missing_target_and_foreign_transform_are_refused():
+    plain = {"train": {}, "input_size": [8, 8], "resize": "none", "pad_fill": 114, "boxes": None}
     with pytest.raises(ValueError, match="needs a _target_"):
-        build_pipeline({"train": {"flip": {"p": 0.5}}}, train=True)
+        build_pipeline({**plain, "train": {"flip": {"p": 0.5}}}, train=True)
     with pytest.raises(ValueError, match="not an albumentations transform"):
-        build_pipeline({"train": {"x": {"_target_": "collections.OrderedDict"}}}, train=True)
+        build_pipeline({**plain, "train": {"x": {"_target_": "collections.OrderedDict"}}}, train=True)
     with pytest.raises(ValueError, match="resize"):
-        build_pipeline({"resize": "squash", "input_size": [8, 8]}, train=False)
+        build_pipeline({**plain, "resize": "squash"}, train=False)
 
 
 def test_missing_pipeline_file_names_the_stage(tmp_path):
@@ -86,7 +86,7 @@ def loader_batches(num_workers, epochs=2, seed=11):
     result = []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
-        result.append([batch for batch in loader])
+        result.append(list(loader))
     return result
 
 

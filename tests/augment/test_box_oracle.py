@@ -95,7 +95,8 @@ def test_visibility_policy_decides_which_boxes_are_dropped(cut):
     that transform: two cutting transforms in one pipeline compound (README, augmentation).
     """
     rng = np.random.default_rng(7)
-    transform = A.RandomCrop(height=64, width=64, p=1) if cut == "crop" else A.Affine(translate_percent=(-0.4, 0.4), p=1)
+    transform = (A.RandomCrop(height=64, width=64, p=1) if cut == "crop"
+                 else A.Affine(translate_percent=(-0.4, 0.4), p=1))
     pipeline = compose_with_boxes(transform)
     decided = dropped = 0
     for i in range(CASES):
@@ -107,8 +108,9 @@ def test_visibility_policy_decides_which_boxes_are_dropped(cut):
             visible_area = float(out["masks"][index].sum())
             fraction = visible_area / area_in
             slack = (box[2] - box[0] + box[3] - box[1]) / area_in  # one pixel row and column
-            clear_keep = fraction > POLICY["min_visibility"] + slack and visible_area > POLICY["min_area"] + area_in * slack
-            clear_drop = fraction < POLICY["min_visibility"] - slack or visible_area < POLICY["min_area"] - area_in * slack
+            visibility, min_area = POLICY["min_visibility"], POLICY["min_area"]
+            clear_keep = fraction > visibility + slack and visible_area > min_area + area_in * slack
+            clear_drop = fraction < visibility - slack or visible_area < min_area - area_in * slack
             if clear_keep:
                 assert index in kept, f"case {i}: box {index} dropped at {fraction:.2f} visible"
             elif clear_drop:
@@ -141,12 +143,14 @@ def test_rotation_box_growth_is_bounded():
         k = len(case.boxes)
         for box, index in zip(out["bboxes"], out["labels"]):
             tight = mask_box(out["masks"][k + index])
-            if tight is None or (tight[[0, 1]] <= 0).any() or tight[2] >= case.image.shape[1] or tight[3] >= case.image.shape[0]:
+            height, width = case.image.shape[:2]
+            if tight is None or (tight[[0, 1]] <= 0).any() or tight[2] >= width or tight[3] >= height:
                 continue  # clipped by the border: growth is not defined
             assert (box[:2] <= tight[:2] + 1).all() and (box[2:] >= tight[2:] - 1).all(), "box must contain the object"
             a, b = (case.boxes[index][2] - case.boxes[index][0]) / 2, (case.boxes[index][3] - case.boxes[index][1]) / 2
-            bound_w = (a * np.cos(theta) + b * np.sin(theta)) / np.sqrt((a * np.cos(theta)) ** 2 + (b * np.sin(theta)) ** 2)
-            bound_h = (b * np.cos(theta) + a * np.sin(theta)) / np.sqrt((b * np.cos(theta)) ** 2 + (a * np.sin(theta)) ** 2)
+            cos, sin = np.cos(theta), np.sin(theta)
+            bound_w = (a * cos + b * sin) / np.sqrt((a * cos) ** 2 + (b * sin) ** 2)
+            bound_h = (b * cos + a * sin) / np.sqrt((b * cos) ** 2 + (a * sin) ** 2)
             w, h = box[2] - box[0], box[3] - box[1]
             tw, th = tight[2] - tight[0], tight[3] - tight[1]
             assert w <= tw * bound_w + 2 and h <= th * bound_h + 2, (i, box, tight)

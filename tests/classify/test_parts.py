@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from pipeline.classify.cli import format_line
 from pipeline.classify.module import class_weights, phase_schedule
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable
+from tests.helpers import classifier_model
 
 
 def test_one_cycle_warms_up_then_anneals():
@@ -36,6 +36,7 @@ def test_lite0_imagenet_weights_load_offline_and_recognise_a_cat():
     """The packaged weights mapped onto timm: scikit-image's chelsea is an Egyptian cat (285)."""
     import timm
     from skimage import data
+
     from pipeline.models.pretrained import lite0_imagenet_state_dict
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -48,17 +49,17 @@ def test_lite0_imagenet_weights_load_offline_and_recognise_a_cat():
 
 def test_torchvision_imagenet_download_fails_fast_with_a_fix():
     with pytest.raises(PretrainedUnavailable, match="download.pytorch.org.*pretrained"):
-        build_classifier(OmegaConf.create({"name": "resnet18", "pretrained": "imagenet"}), 3, (64, 64))
+        build_classifier(classifier_model("resnet18", "imagenet"), 3, (64, 64))
 
 
 def test_small_alexnet_has_no_imagenet_weights():
     with pytest.raises(ValueError, match="from scratch"):
-        build_classifier(OmegaConf.create({"name": "small_alexnet", "pretrained": "imagenet"}), 3, (64, 64))
+        build_classifier(classifier_model("small_alexnet", "imagenet"), 3, (64, 64))
 
 
 @pytest.mark.parametrize("name", ["small_alexnet", "tf_efficientnet_lite0", "resnet18", "alexnet", "squeezenet1_1"])
 def test_backbones_classify_uint8_images(name):
-    net = build_classifier(OmegaConf.create({"name": name, "pretrained": "none"}), 4, (64, 64)).eval()
+    net = build_classifier(classifier_model(name, "none"), 4, (64, 64)).eval()
     out = net(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
     assert out.shape == (2, 4) and len(net.param_groups()) == 3
     grouped = {id(p) for g in net.param_groups() for p in g}
@@ -67,7 +68,7 @@ def test_backbones_classify_uint8_images(name):
 
 def test_missing_checkpoint_path_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="pretrained checkpoint not found"):
-        build_classifier(OmegaConf.create({"name": "small_alexnet", "pretrained": str(tmp_path / "x.ckpt")}), 3, (64, 64))
+        build_classifier(classifier_model("small_alexnet", str(tmp_path / "x.ckpt")), 3, (64, 64))
 
 
 def test_format_line_matches_seed_001():

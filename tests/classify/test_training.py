@@ -44,7 +44,7 @@ def test_run_holds_params_metrics_tags_and_artifacts(tiny_data, tmp_path):
     for metric in ("eval_val_accuracy", "eval_val_macro_f1", "eval_val_precision_circle", "eval_val_recall_star"):
         assert metric in run.data.metrics
     tags = run.data.tags
-    assert tags["stage"] == "train_classifier" and tags["git_commit"]
+    assert tags["stage"] == "train@classifier" and tags["git_commit"]
     assert tags["data_manifest_sha256"] == file_sha256(tiny_data / "prepared/manifest.json")
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}

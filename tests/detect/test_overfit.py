@@ -18,7 +18,8 @@ SIZE = (128, 128)
 
 
 def few_images(n: int = 4):
-    cfg = OmegaConf.create({"seed": 7, "image_size": list(SIZE), "scale": [0.2, 0.5], "backgrounds": ["grass", "gravel"],
+    cfg = OmegaConf.create({"seed": 7, "image_size": list(SIZE), "scale": [0.2, 0.5],
+                            "backgrounds": ["grass", "gravel"], "classes": None,
                             "num_images": n, "objects_per_image": [1, 3], "num_scenes": 0, "scene_size": [8, 8],
                             "objects_per_scene": [1, 1], "aspect": [0.7, 1.4], "max_overlap": 0.1})
     records, classes = synthetic.read(cfg)
@@ -31,7 +32,7 @@ def few_images(n: int = 4):
 def test_a_few_images_are_memorised(tmp_path):
     torch.manual_seed(0)
     images, boxes, labels, classes = few_images()
-    model = SSD(len(classes), 6, SIZE, "scratch", "none", levels=[1, 2, 3, 4, 5])
+    model = SSD(len(classes), 6, SIZE, "scratch", "none", 16, 128, [1, 2, 3, 4, 5], 0.01, "none", 0)
     spec = AnchorSpec(zooms=(1.0, 1.4), ratios=(1.0, 2.0, 0.5), sizes=linear_sizes(5, 0.15, 0.9))
     anchors, coder = make_anchors(model.grids, spec, SIZE), BoxCoder()
     loss_fn = DetectionLoss(anchors, len(classes), coder)

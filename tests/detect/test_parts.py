@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from omegaconf import OmegaConf
 
 from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors, spec_from_config
@@ -109,20 +108,22 @@ def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), score_threshold=0.05)[0]
     assert found["labels"].tolist() == [0, 1]
     assert torch.allclose(found["boxes"][0], anchors[0]) and found["scores"][0] == torch.sigmoid(torch.tensor(3.0))
-    assert len(detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), max_detections=1)[0]["boxes"]) == 1
+    assert len(detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64),
+                          max_detections=1)[0]["boxes"]) == 1
 
 
 def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
     from pipeline.detect.model import SSD
 
-    net = SSD(3, 6, (96, 96), "scratch", "none", neck="fpn", extra_channels=32, head_depth=2).eval()
+    net = SSD(3, 6, (96, 96), "scratch", "none", 16, 32, None, 0.01, neck="fpn", head_depth=2).eval()
     assert len(net.class_heads) == len(net.box_heads) == 1  # RetinaNet: one tower pair for all levels
     with torch.no_grad():
         logits, deltas = net(torch.zeros(2, 3, 96, 96))
     anchors = sum(r * c for r, c in net.grids) * 6
     assert logits.shape == (2, anchors, 3) and deltas.shape == (2, anchors, 4)
     assert torch.allclose(torch.sigmoid(logits), torch.tensor(0.01), atol=0.005)  # the prior at the start
-    seed003 = SSD(3, 6, (96, 96), "scratch", "none", neck="none", head_depth=0)
-    assert len(seed003.class_heads) == len(seed003.grids)  # one head per level
+    per_level = SSD(3, 6, (96, 96), "scratch", "none", 16, 128, None, 0.01, neck="none", head_depth=0)
+    assert len(per_level.class_heads) == len(per_level.grids)  # one head per level
     with pytest.raises(ValueError, match="neck: fpn"):
-        SSD(3, 6, (96, 96), "scratch", "none", neck="none", head_depth=2)  # levels of 64, 128 channels
+        # levels of 64 and 128 channels cannot share one head without a neck
+        SSD(3, 6, (96, 96), "scratch", "none", 16, 128, None, 0.01, neck="none", head_depth=2)

@@ -21,7 +21,7 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert {"val_map_50", "val_map", "train_loss", "val_loss"} <= set(result["metrics"])
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
-    assert run.data.tags["stage"] == "train_detector" and run.data.params["model.detector.backbone"] == \
+    assert run.data.tags["stage"] == "train@detector" and run.data.params["model.detector.backbone"] == \
         "tf_efficientnet_lite0"
     assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
     assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}

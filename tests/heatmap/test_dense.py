@@ -29,7 +29,7 @@ def test_cells_take_the_class_of_the_box_they_look_for():
 
 def test_train_fcn_converts_then_fine_tunes_in_one_run(tiny_data, tmp_path):
     manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
-    cfg = tiny_config(tmp_path, "fcn.train.epochs=1", "fcn.dense.epochs=0")
+    cfg = tiny_config(tmp_path, "train.fcn.epochs=1", "train.fcn.dense.epochs=0")
     train_fcn(cfg, manifest, pipelines, tmp_path / "plain")
     converted, info = load_fcn(tmp_path / "plain")
     net, _ = load_classifier(tmp_path / "plain/classifier")
@@ -38,7 +38,7 @@ def test_train_fcn_converts_then_fine_tunes_in_one_run(tiny_data, tmp_path):
         assert torch.equal(converted(x), FullyConvolutional(net, info["input_size"]).eval()(x))
     assert info["stride"] == 8 and info["valid"] and info["dense_epochs"] == 0
 
-    cfg = tiny_config(tmp_path, "fcn.train.epochs=1", "fcn.dense.epochs=2")
+    cfg = tiny_config(tmp_path, "train.fcn.epochs=1", "train.fcn.dense.epochs=2")
     result = train_fcn(cfg, manifest, pipelines, tmp_path / "tuned")
     tuned, info = load_fcn(tmp_path / "tuned")
     assert info["dense_epochs"] == 2 and set(json.loads((tmp_path / "tuned/fcn.json").read_text())) >= {
@@ -47,7 +47,7 @@ def test_train_fcn_converts_then_fine_tunes_in_one_run(tiny_data, tmp_path):
         assert not torch.allclose(tuned(x), converted(x))  # the dense epochs changed the weights
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
-    assert run.data.tags["stage"] == "train_fcn"
+    assert run.data.tags["stage"] == "train@fcn"
     assert {"val_acc", "dense_train_loss", "dense_val_loss", "dense_val_cell_acc"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "dense_val_loss")) == 2
     assert run.data.params["model.classifier.name"] == "small_alexnet"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.heatmap.sliding import sliding_window_logits
 from pipeline.models.classifier import build_classifier
+from tests.helpers import classifier_model
 
 SIZE = (64, 64)
 
@@ -16,7 +16,7 @@ SIZE = (64, 64)
 def trained_like(name: str):
     """A network in eval mode with non-trivial batch-norm statistics."""
     torch.manual_seed(0)
-    net = build_classifier(OmegaConf.create({"name": name, "pretrained": "none"}), 5, SIZE)
+    net = build_classifier(classifier_model(name, "none"), 5, SIZE)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)

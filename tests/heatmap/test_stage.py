@@ -53,9 +53,9 @@ def test_agreement_of_identical_maps_is_perfect():
 
 
 def test_stage_on_tiny_scenes_writes_metrics_and_overlays(tiny_data, tmp_path):
-    cfg = tiny_config(tmp_path, "fcn.train.epochs=1", "fcn.dense.epochs=1")
+    cfg = tiny_config(tmp_path, "train.fcn.epochs=1", "train.fcn.dense.epochs=1")
     train_fcn(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
-    cfg.heatmap = OmegaConf.merge(cfg.heatmap, {"scales": [1.0], "compare_scenes": 1})
+    cfg.evaluate.fcn = OmegaConf.merge(cfg.evaluate.fcn, {"scales": [1.0], "compare_scenes": 1})
     results = run_heatmaps(cfg, tiny_data / "prepared/manifest.json", tmp_path / "model", tmp_path / "m.json",
                            tmp_path / "reports")
     saved = json.loads((tmp_path / "m.json").read_text())

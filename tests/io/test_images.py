@@ -11,7 +11,7 @@ from tests.helpers import noise_image, write_image
 def test_any_mode_reads_as_rgb_uint8(tmp_path, mode):
     rgb = noise_image(33, 17, 0)
     if mode == "I;16":
-        img = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+        img = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
     else:
         img = Image.fromarray(rgb).convert(mode)
     path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")

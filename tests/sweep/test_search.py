@@ -7,8 +7,14 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from pipeline.sweep.optuna_search import (INTERRUPTED, RETRY_OF, SearchSpace, counted_trials, open_study,
-                                          recover_interrupted)
+from pipeline.sweep.optuna_search import (
+    INTERRUPTED,
+    RETRY_OF,
+    SearchSpace,
+    counted_trials,
+    open_study,
+    recover_interrupted,
+)
 from pipeline.sweep.trial import trial_overrides
 
 
@@ -16,7 +22,8 @@ def test_overrides_become_distributions_and_fixed_values():
     space = SearchSpace.parse(["train.classifier.lr=tag(log, interval(1e-4, 1e-2))", "model/classifier=lite0",
                                "train.classifier.epochs=range(2, 8, 2)"],
                               {"anchors@model.detector.anchors": "choice(ssd, fastai)", "x.gamma": "interval(0.5, 3)",
-                               "x.k": "tag(int, interval(1, 4))", "x.f": "range(0.1, 0.5, 0.1)", "model/classifier": "a,b"})
+                               "x.k": "tag(int, interval(1, 4))", "x.f": "range(0.1, 0.5, 0.1)",
+                               "model/classifier": "a,b"})
     d = space.distributions
     assert d["train.classifier.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert d["anchors@model.detector.anchors"] == CategoricalDistribution(["ssd", "fastai"])

@@ -24,7 +24,7 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 TINY = ["data=synthetic_tiny", "model/classifier=small_alexnet", "train.classifier.batch_size=16",
-        "trainer.enable_progress_bar=false"]
+        "logger.progress_bar=false"]
 
 
 def sweep_command(tmp_path: Path, *args: str) -> list[str]:
@@ -85,7 +85,8 @@ def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "optuna"
     command = sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
                             f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}",
-                            "train.classifier.epochs=5", "hydra.sweeper.enqueue=[{train.classifier.label_smoothing: 5.0}]")
+                            "train.classifier.epochs=5",
+                            "hydra.sweeper.enqueue=[{train.classifier.label_smoothing: 5.0}]")
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)

@@ -34,7 +34,7 @@ def resolve_root(cfg) -> Path | None:
     source = get_source(cfg.format)
     if source is synthetic:
         return None
-    if not cfg.get("root"):
+    if not cfg.root:
         raise ValueError(f"data.root is not set; point it at a folder laid out as: {source.LAYOUT}")
     root = Path(cfg.root)
     if not root.is_dir():

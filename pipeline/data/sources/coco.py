@@ -18,8 +18,8 @@ LAYOUT = "images/ with the pictures and annotations.json in COCO format"
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.get("images_dir", "images")
-    ann_name = cfg.get("annotation_file", "annotations.json")
+    images_dir = root / cfg.images_dir
+    ann_name = cfg.annotation_file
     ann_path = root / ann_name
     try:
         data = json.loads(ann_path.read_text(encoding="utf-8"))
@@ -48,5 +48,5 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
         record.boxes.append(xywh_to_xyxy(ann["bbox"])[0].tolist())
         record.box_classes.append(categories.get(category, f"<category id {category}>"))
     records += orphan_images(root, images_dir, [r.image for r in records if r.image],
-                             f"not listed in {ann_name}", cfg.get("allow_unannotated", False))
+                             f"not listed in {ann_name}", cfg.allow_unannotated)
     return records, [categories[k] for k in sorted(categories)]

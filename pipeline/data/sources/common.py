@@ -88,7 +88,7 @@ def read_paired(cfg, root: Path, images_dir: Path, labels_dir: Path, parse_label
         if label.is_file():
             used_labels.add(label.resolve())
             parse_label(label, record, root)
-        elif not cfg.get("allow_unannotated", False):
+        elif not cfg.allow_unannotated:
             record.problem = (
                 "image_without_annotation",
                 f"{image}: no label file {relkey(label, root)}; annotate it, remove it, or set "

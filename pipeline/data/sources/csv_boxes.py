@@ -18,8 +18,8 @@ COLUMNS = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.get("images_dir", "images")
-    ann_name = cfg.get("annotation_file", "annotations.csv")
+    images_dir = root / cfg.images_dir
+    ann_name = cfg.annotation_file
     ann_path = root / ann_name
     if not ann_path.is_file():
         raise FileNotFoundError(f"{ann_path}: CSV annotation file not found; expected {LAYOUT}")
@@ -38,12 +38,13 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
                 size = (int(float(row["width"])), int(float(row["height"])))
                 box = [float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax")]
             except (TypeError, ValueError):
-                record.problem = record.problem or ("bad_annotation", f"{ann_name} line {n}: non-numeric size or corner")
+                record.problem = record.problem or ("bad_annotation",
+                                                    f"{ann_name} line {n}: non-numeric size or corner")
                 continue
             record.declared_size = size if min(size) > 0 else None
             record.boxes.append(box)
             record.box_classes.append(row["class"].strip())
     records = list(by_name.values())
     records += orphan_images(root, images_dir, [r.image for r in records if r.image],
-                             f"not listed in {ann_name}", cfg.get("allow_unannotated", False))
+                             f"not listed in {ann_name}", cfg.allow_unannotated)
     return records, None

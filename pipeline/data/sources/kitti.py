@@ -38,6 +38,6 @@ def parse(label_path: Path, record: Record, root: Path) -> None:
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.get("images_dir", "images")
-    labels_dir = root / cfg.get("labels_dir", "labels")
+    images_dir = root / cfg.images_dir
+    labels_dir = root / cfg.labels_dir
     return read_paired(cfg, root, images_dir, labels_dir, parse), None

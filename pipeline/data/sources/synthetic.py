@@ -29,7 +29,7 @@ SHAPES = ("circle", "square", "triangle", "star")
 BACKGROUNDS = ("grass", "gravel", "brick")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def texture(name: str) -> np.ndarray:
     import skimage.data
 
@@ -88,7 +88,8 @@ def shape_mask(shape: str, size: int, aspect: float, rng: np.random.Generator) -
         squash = rng.uniform(0.8, 1.0)
         inset = size * (1 - squash) / 2
         horizontal = rng.uniform() < 0.5
-        draw.ellipse((0, inset, size - 1, size - 1 - inset) if horizontal else (inset, 0, size - 1 - inset, size - 1), fill=255)
+        box = (0, inset, size - 1, size - 1 - inset) if horizontal else (inset, 0, size - 1 - inset, size - 1)
+        draw.ellipse(box, fill=255)
     else:
         draw.polygon(polygon, fill=255)
     w, h = max(3, round(size * math.sqrt(aspect))), max(3, round(size / math.sqrt(aspect)))
@@ -137,11 +138,11 @@ def render(rng: np.random.Generator, width: int, height: int, n_objects: int, si
 
 
 def read(cfg, root=None) -> tuple[list[Record], list[str]]:
-    classes = list(cfg.get("classes") or SHAPES)
+    classes = list(cfg.classes or SHAPES)
     unknown = sorted(set(classes) - set(SHAPES))
     if unknown:
         raise ValueError(f"data.classes: the synthetic generator draws {list(SHAPES)}, not {unknown}")
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg.seed)
     width, height = cfg.image_size
     lo, hi = cfg.scale
     size_px = (lo * min(width, height), hi * min(width, height))

@@ -54,10 +54,10 @@ def parse(xml_path: Path, root: Path, images_dir: Path) -> Record:
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.get("images_dir", "images")
-    annotations_dir = root / cfg.get("annotations_dir", "annotations")
+    images_dir = root / cfg.images_dir
+    annotations_dir = root / cfg.annotations_dir
     records = [parse(p, root, images_dir) for p in sorted(annotations_dir.glob("*.xml"))]
     records += orphan_images(root, images_dir, [r.image for r in records if r.image],
                              f"expected {annotations_dir.name}/<name>.xml",
-                             cfg.get("allow_unannotated", False))
+                             cfg.allow_unannotated)
     return records, None

@@ -53,7 +53,7 @@ def parser(names: list[str]):
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    names = read_names(root / cfg.get("names_file", "classes.txt"))
-    images_dir = root / cfg.get("images_dir", "images")
-    labels_dir = root / cfg.get("labels_dir", "labels")
+    names = read_names(root / cfg.names_file)
+    images_dir = root / cfg.images_dir
+    labels_dir = root / cfg.labels_dir
     return read_paired(cfg, root, images_dir, labels_dir, parser(names)), names

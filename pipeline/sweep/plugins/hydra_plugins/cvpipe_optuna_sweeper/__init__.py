@@ -17,8 +17,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.sweep.optuna_search import (SearchSpace, counted_trials, mark_interrupted, open_study,
-                                          recover_interrupted)
+from pipeline.sweep.optuna_search import SearchSpace, counted_trials, mark_interrupted, open_study, recover_interrupted
 
 log = logging.getLogger(__name__)
 

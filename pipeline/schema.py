@@ -1,0 +1,428 @@
+"""The schema of the project's configuration: every key the code reads, with its type.
+
+The values, defaults included, live in conf/ alone (composed into params.yaml): no field here
+has a default, so a key that goes missing from conf/ or params.yaml is an error, not a silent
+fallback. :func:`validate` checks a whole config against these classes (OmegaConf's structured
+configs) and turns the first problem into one line naming the key, the file and, for a typo,
+the closest known key.
+"""
+
+import difflib
+import inspect
+from dataclasses import dataclass, is_dataclass
+from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BoxRules:
+    clip_tolerance: float = MISSING
+    min_size: float = MISSING
+
+
+@dataclass
+class SplitRatios:
+    train: float = MISSING
+    val: float = MISSING
+    test: float = MISSING
+
+
+@dataclass
+class Data:
+    name: str = MISSING
+    format: str = MISSING
+    root: str = MISSING
+    models: List[str] = MISSING
+    classes: Optional[List[str]] = MISSING
+    allow_unannotated: bool = MISSING
+    exif_box_frame: str = MISSING
+    duplicates: str = MISSING
+    max_image_pixels: int = MISSING
+    boxes: BoxRules = MISSING
+    split: SplitRatios = MISSING
+
+
+@dataclass
+class FolderData(Data):
+    pass
+
+
+@dataclass
+class VocData(Data):
+    images_dir: str = MISSING
+    annotations_dir: str = MISSING
+
+
+@dataclass
+class CocoData(Data):
+    images_dir: str = MISSING
+    annotation_file: str = MISSING
+
+
+@dataclass
+class CsvData(CocoData):
+    pass
+
+
+@dataclass
+class KittiData(Data):
+    images_dir: str = MISSING
+    labels_dir: str = MISSING
+
+
+@dataclass
+class YoloData(KittiData):
+    names_file: str = MISSING
+
+
+@dataclass
+class SyntheticData(Data):
+    seed: int = MISSING
+    num_images: int = MISSING
+    image_size: List[int] = MISSING
+    objects_per_image: List[int] = MISSING
+    scale: List[float] = MISSING
+    aspect: List[float] = MISSING
+    max_overlap: float = MISSING
+    backgrounds: List[str] = MISSING
+    num_scenes: int = MISSING
+    scene_size: List[int] = MISSING
+    objects_per_scene: List[int] = MISSING
+
+
+DATA_FORMATS = {"folders": FolderData, "voc": VocData, "coco": CocoData, "csv": CsvData, "kitti": KittiData,
+                "yolo": YoloData, "synthetic": SyntheticData}
+
+# --- augmentation ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BoxPolicy:  # albumentations.BboxParams
+    format: str = MISSING
+    min_visibility: float = MISSING
+    min_area: float = MISSING
+    min_width: float = MISSING
+    min_height: float = MISSING
+    clip: bool = MISSING
+
+
+@dataclass
+class Augment:
+    input_size: List[int] = MISSING
+    resize: str = MISSING
+    pad_fill: int = MISSING
+    boxes: Optional[BoxPolicy] = MISSING
+    train: Dict[str, Any] = MISSING  # name -> albumentations transform (_target_ + arguments), or null
+
+
+@dataclass
+class Augments:
+    classifier: Augment = MISSING
+    detector: Augment = MISSING
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassifierModel:
+    name: str = MISSING
+    pretrained: str = MISSING  # imagenet | none | path/to/checkpoint.ckpt
+    dropout: float = MISSING
+    width: int = MISSING       # from-scratch backbones: channels of the first convolution
+    hidden: int = MISSING      # fc6/fc7 units of the AlexNet-style head
+
+
+@dataclass
+class Anchors:
+    levels: List[int] = MISSING
+    sizes: Any = MISSING       # a list (one per level), "cell", or {smallest, largest[, spacing]}
+    zooms: List[float] = MISSING
+    ratios: List[float] = MISSING
+
+
+@dataclass
+class DetectorModel:
+    backbone: str = MISSING
+    pretrained: str = MISSING
+    width: int = MISSING
+    neck: str = MISSING
+    extra_channels: int = MISSING
+    head_depth: int = MISSING
+    prior: float = MISSING
+    coding: str = MISSING
+    variances: List[float] = MISSING
+    anchors: Anchors = MISSING
+
+
+@dataclass
+class Models:
+    classifier: ClassifierModel = MISSING
+    fcn: ClassifierModel = MISSING
+    detector: DetectorModel = MISSING
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Schedule:
+    epochs: int = MISSING
+    freeze_epochs: int = MISSING
+    lr: float = MISSING
+    lr_mult: List[float] = MISSING
+    weight_decay: float = MISSING
+    schedule: str = MISSING    # one_cycle | cosine | constant
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    early_stopping_patience: Optional[int] = MISSING
+
+
+@dataclass
+class ClassifierTrain(Schedule):
+    cache_features: bool = MISSING
+    class_weights: Any = MISSING  # auto | null | [w0, w1, ...]
+    label_smoothing: float = MISSING
+    background_per_image: int = MISSING
+    patch_context: float = MISSING
+    fragments_per_object: int = MISSING
+
+
+@dataclass
+class DenseTrain:
+    epochs: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    batch_size: int = MISSING
+    crop: int = MISSING
+    object_fraction: float = MISSING
+    scale_jitter: float = MISSING
+    scales: List[float] = MISSING
+    positive_iou: float = MISSING
+    negative_iou: float = MISSING
+
+
+@dataclass
+class FcnTrain(ClassifierTrain):
+    dense: DenseTrain = MISSING
+
+
+@dataclass
+class Matching:
+    positive_iou: float = MISSING
+    negative_iou: float = MISSING
+
+
+@dataclass
+class DetectionLoss:
+    alpha: float = MISSING
+    gamma: float = MISSING
+    localisation: str = MISSING
+    box_weight: float = MISSING
+
+
+@dataclass
+class Postprocess:
+    score_threshold: float = MISSING
+    nms_iou: float = MISSING
+    top_k: int = MISSING
+    max_detections: int = MISSING
+
+
+@dataclass
+class DetectorTrain(Schedule):
+    matching: Matching = MISSING
+    loss: DetectionLoss = MISSING
+    postprocess: Postprocess = MISSING
+
+
+@dataclass
+class Trainings:
+    classifier: ClassifierTrain = MISSING
+    fcn: FcnTrain = MISSING
+    detector: DetectorTrain = MISSING
+
+
+# --- evaluation, export, tracking -----------------------------------------------------------------
+
+
+@dataclass
+class SplitsEvaluation:
+    splits: List[str] = MISSING
+
+
+@dataclass
+class HeatmapEvaluation:
+    split: str = MISSING       # a manifest split, or auto: scene, else test, else val
+    scales: List[float] = MISSING
+    compare_scenes: int = MISSING
+    threshold: float = MISSING
+    nms_iou: float = MISSING
+    peak_smoothing: int = MISSING
+    overlays: int = MISSING
+    draw_score: float = MISSING
+
+
+@dataclass
+class Evaluations:
+    classifier: SplitsEvaluation = MISSING
+    fcn: HeatmapEvaluation = MISSING
+    detector: SplitsEvaluation = MISSING
+
+
+@dataclass
+class Export:
+    register: bool = MISSING
+    registered_model_prefix: str = MISSING
+    alias: str = MISSING
+
+
+@dataclass
+class Logger:
+    tracking_uri: Optional[str] = MISSING
+    local_store: str = MISSING
+    artifact_root: str = MISSING
+    experiment: str = MISSING
+    log_every_n_steps: int = MISSING
+    progress_bar: bool = MISSING
+    # set by `sweep` for each trial (null otherwise): the parent run, the run's name and tags
+    parent_run_id: Optional[str] = MISSING
+    run_name: Optional[str] = MISSING
+    tags: Dict[str, str] = MISSING
+
+
+@dataclass
+class Sweep:
+    name: str = MISSING
+    task: str = MISSING
+    objective: str = MISSING
+    monitor: str = MISSING
+    on_failure: str = MISSING
+    data_cache: str = MISSING
+
+
+@dataclass
+class Project:
+    seed: int = MISSING
+    data: Data = MISSING
+    augment: Augments = MISSING
+    model: Models = MISSING
+    train: Trainings = MISSING
+    evaluate: Evaluations = MISSING
+    trainer: Dict[str, Any] = MISSING  # lightning.pytorch.Trainer arguments, checked against its signature
+    export: Export = MISSING
+    logger: Logger = MISSING
+
+
+OPTIONAL_SECTIONS = {"sweep": Sweep}  # present in the sweep app's config only
+IGNORED_SECTIONS = ("hydra",)         # Hydra's own settings, checked by Hydra
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message is one line for the user."""
+
+
+def trainer_arguments() -> list[str]:
+    from lightning.pytorch import Trainer
+
+    return [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+
+
+def known_keys(schema, prefix: str = "") -> list[str]:
+    """Every dotted key of a dataclass schema (for suggestions)."""
+    keys = []
+    for name, kind in get_type_hints(schema).items():
+        keys.append(prefix + name)
+        nested = [k for k in (kind, *get_args(kind)) if is_dataclass(k)]  # X or Optional[X]
+        if nested:
+            keys += known_keys(nested[0], f"{prefix}{name}.")
+    return keys
+
+
+def suggestion(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close:
+        leaf, parent = key.rsplit(".", 1)[-1], key.rpartition(".")[0]
+        siblings = [c for c in candidates if c.rpartition(".")[0] == parent]
+        close = [f"{parent}.{m}" if parent else m
+                 for m in difflib.get_close_matches(leaf, [s.rsplit(".", 1)[-1] for s in siblings], n=1, cutoff=0.6)]
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def schema_for(cfg: DictConfig, source: str):
+    """The structured schema of ``cfg``, with the data section's class chosen by its format."""
+    data_format = OmegaConf.select(cfg, "data.format", throw_on_missing=False)
+    if data_format not in DATA_FORMATS:
+        raise ConfigError(f"{source}: data.format: {data_format!r} is not a known format; choose one of "
+                          f"{', '.join(sorted(DATA_FORMATS))}")
+    schema = OmegaConf.structured(Project)
+    schema.data = OmegaConf.structured(DATA_FORMATS[data_format])
+    return schema, DATA_FORMATS[data_format]
+
+
+def validate(cfg: DictConfig, source: str = "params.yaml", locate=None) -> DictConfig:
+    """``cfg`` checked against the schema: typed, complete, no unknown key. ``source`` names where
+    the config came from (for the message); ``locate(key)``, if given, names the file that sets a key.
+    Returns a plain (non-struct) copy with values converted to the declared types."""
+    where = (lambda key: locate(key) or source) if locate else (lambda key: source)
+    extra = {name: cfg[name] for name in list(cfg.keys()) if name in OPTIONAL_SECTIONS or name in IGNORED_SECTIONS}
+    core = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in extra])
+    schema, data_schema = schema_for(core, where("data.format"))
+    candidates = known_keys(Project) + [f"data.{k}" for k in known_keys(data_schema)]
+    try:
+        merged = OmegaConf.merge(schema, core)
+        for name, section in extra.items():
+            if name in OPTIONAL_SECTIONS:
+                merged[name] = OmegaConf.merge(OmegaConf.structured(OPTIONAL_SECTIONS[name]), section)
+                candidates += [f"{name}.{k}" for k in known_keys(OPTIONAL_SECTIONS[name])]
+    except ConfigKeyError as exc:
+        key = exc.full_key
+        raise ConfigError(f"{where(key)}: unknown key '{key}'{suggestion(key, candidates)}") from None
+    except ValidationError as exc:
+        key = exc.full_key
+        raise ConfigError(f"{where(key)}: '{key}' {type_problem(exc)}") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{where(getattr(exc, 'full_key', ''))}: {str(exc).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"{where(missing[0])}: missing key '{missing[0]}'"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                          + "; every key is set in conf/ (run `python stages/sync_params.py` to refresh params.yaml)")
+    allowed = trainer_arguments()
+    for key in merged.trainer:
+        if key not in allowed:
+            raise ConfigError(f"{where('trainer.' + key)}: unknown key 'trainer.{key}' (not an argument of "
+                              f"lightning's Trainer){suggestion(key, allowed).replace(chr(39) + key, chr(39) + key)}")
+    plain = OmegaConf.create(OmegaConf.to_container(merged, resolve=True))
+    for name in extra:
+        if name in IGNORED_SECTIONS:
+            plain[name] = extra[name]
+    return plain
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def expected_type(kind) -> str:
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if args and get_origin(kind) is not list and get_origin(kind) is not dict:  # Optional[X]
+        return expected_type(args[0]) + " or null"
+    if get_origin(kind) is list:
+        return "a list"
+    if get_origin(kind) is dict or is_dataclass(kind):
+        return "a mapping of keys"
+    return TYPE_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def type_problem(exc: ValidationError) -> str:
+    """'expects an integer, got 'ten'' from OmegaConf's error."""
+    message = str(getattr(exc, "msg", exc)).splitlines()[0]
+    got = message.split("Value '", 1)[1].split("'", 1)[0] if "Value '" in message else None
+    hints = get_type_hints(exc.object_type) if is_dataclass(exc.object_type) else {}
+    if exc.key in hints:
+        return f"expects {expected_type(hints[exc.key])}" + (f", got {got!r}" if got is not None else "")
+    return message

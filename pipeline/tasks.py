@@ -1,0 +1,117 @@
+"""The registry of tasks: each kind of model is declared here once.
+
+A task says which data it learns from, where its training, evaluation and export live, which
+metrics it reports, which one ranks its versions in the model registry and which ones a sweep may
+maximise. Stages, export, `predict`, sweeps and the model registry look tasks up here; adding a
+task means one entry (and its own modules). Functions are named as ``module:function`` and
+imported on use, so this module (and `predict`, which reads it) imports no torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    data: tuple[str, ...]      # kinds of prepared data it trains on: classification, detection
+    augment: str               # the `augment` section whose pipelines it trains on (its preview is logged)
+    train: str                 # (cfg, manifest, pipelines, out, resume, callbacks, preview) -> result dict
+    evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables) -> results dict
+    export: str                # (cfg, model_dir, manifest) -> pipeline.export.build.Exportable
+    trained: tuple[str, ...]   # per-epoch metrics a training prints
+    reported: tuple[str, ...]  # evaluation results printed ("*" stands for each split)
+    key_metric: tuple[str, ...]  # path in the evaluation metrics; higher is better (registry champion)
+    objectives: tuple[str, ...] = ()  # validation metrics a sweep may maximise (none: not sweepable)
+    monitor: str = ""          # per-epoch metric a sweep's pruner watches
+
+    def step(self, name: str):
+        """The function of step ``name`` (train, evaluate, export)."""
+        module, _, function = getattr(self, name).partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+TASKS = {
+    task.name: task for task in (
+        Task("classifier", ("classification", "detection"), "classifier",
+             train="pipeline.classify.train:train_classifier",
+             evaluate="pipeline.classify.evaluate:evaluate_classifier",
+             export="pipeline.export.build:load_classifier_export",
+             trained=("val_acc", "val_f1"), reported=("*.accuracy", "*.macro_f1"),
+             key_metric=("val", "accuracy"), objectives=("accuracy", "macro_f1"), monitor="val_acc"),
+        Task("fcn", ("detection",), "classifier",
+             train="pipeline.heatmap.train:train_fcn",
+             evaluate="pipeline.heatmap.stage:evaluate_fcn",
+             export="pipeline.export.build:load_fcn_export",
+             trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
+             reported=("speed_ratio", "pointing_game.fcn", "pointing_game.sliding", "ap50.fcn"),
+             key_metric=("pointing_game", "fcn")),
+        Task("detector", ("detection",), "detector",
+             train="pipeline.detect.train:train_detector",
+             evaluate="pipeline.detect.evaluate:evaluate_detector",
+             export="pipeline.export.build:load_detector_export",
+             trained=("val_map_50", "val_map"), reported=("*.map_50", "*.map"),
+             key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50"),
+    )
+}
+
+
+# What each per-model stage of dvc.yaml reads from params.yaml ("{task}": the model's name), and so
+# lists under `params`: changing anything else (tracking, the progress bar) re-runs none of them.
+STEP_PARAMS = {
+    "train": ("seed", "model.{task}", "train.{task}", "trainer"),
+    "evaluate": ("seed", "train.{task}", "evaluate.{task}"),
+    "export": ("augment", "evaluate.{task}", "export"),
+}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a task; choose one of {', '.join(TASKS)}") from None
+
+
+def data_kind(data_format: str) -> str:
+    from pipeline.data.sources import get_source
+
+    return get_source(data_format).TASK
+
+
+def check_models(cfg, source: str = "params.yaml") -> None:
+    """Refuse, in one line, a model list the data cannot train (a detector on image folders)."""
+    kind = data_kind(cfg.data.format)
+    for name in cfg.data.models:
+        if name not in TASKS:
+            close = difflib.get_close_matches(name, TASKS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"{source}: data.models names {name!r}, which is not a task; {hint}"
+                             f"choose from {', '.join(TASKS)}")
+        if kind not in TASKS[name].data:
+            fits = [t for t in cfg.data.models if kind in TASKS[t].data]
+            raise ValueError(f"{source}: data.models has {name!r}, which needs {' or '.join(TASKS[name].data)} "
+                             f"data, but data.format={cfg.data.format} is {kind} data; train only what fits "
+                             f"with -S 'data.models=[{','.join(fits)}]'")
+
+
+def lookup(results: dict, path: str):
+    value = results
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def headline(results: dict, names: tuple[str, ...]) -> str:
+    """``names`` of ``results`` as 'name value, ...' ("*" stands for each split in the results)."""
+    parts = []
+    for name in names:
+        head, _, rest = name.partition(".")
+        keys = [k for k in results if isinstance(results[k], dict)] if head == "*" else [head]
+        for key in keys:
+            path = f"{key}.{rest}" if rest else key
+            value = lookup(results, path)
+            parts.append(f"{path} {value:.4f}" if isinstance(value, float) else f"{path} {value}")
+    return ", ".join(parts)
