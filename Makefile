@@ -8,13 +8,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: repro test lock browser ui
+.PHONY: repro test lint lock browser ui
 
 repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP) browser
 	pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	ruff check .
 
 # The MLflow UI on the local store, on loopback unless UI_HOST says otherwise (e.g. UI_HOST=0.0.0.0).
 UI_HOST ?= 127.0.0.1

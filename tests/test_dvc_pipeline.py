@@ -9,16 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 
+def tool_env() -> dict:
+    """The environment with this venv's dvc first on PATH and a git identity."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+
 def run(cmd: list[str], cwd: Path) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
@@ -34,9 +39,7 @@ def repo_copy(tmp_path) -> Path:
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    for name in ("data/prepared", "reports/prepare", "metrics", "data/augment", "reports/augment", "models",
-                 "reports/classifier", "reports/classifier_confusion", "reports/heatmap", "reports/detector",
-                 "reports/detector_pr", "bundles", "dvc.lock"):
+    for name in ("data", "reports", "metrics", "models", "bundles", "dvc.lock"):
         target = dest / name
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run(["git", "init", "-q"], dest)
@@ -49,10 +52,9 @@ def repo_copy(tmp_path) -> Path:
 def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
-    for chain in (("prepare", "augment", "train_classifier", "evaluate_classifier"),
-                  ("augment", "train_fcn", "heatmap"),
-                  ("augment", "train_detector", "evaluate_detector", "export@detector"),
-                  ("evaluate_classifier", "export@classifier"), ("heatmap", "export@fcn")):  # the DAG's branches
+    for chain in (("prepare", "augment", "train@classifier", "evaluate@classifier", "export@classifier"),
+                  ("augment", "train@fcn", "evaluate@fcn", "export@fcn"),
+                  ("augment", "train@detector", "evaluate@detector", "export@detector")):  # the DAG's branches
         order = [out.index(f"Running stage '{s}'") for s in chain]
         assert order == sorted(order)
     for name in ("detector_train.json", "detector_eval.json", "classifier_train.json", "classifier_eval.json"):
@@ -72,15 +74,24 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert '"accepted": 26' in shown.replace(" ", "").replace('":', '": ')
     assert '"macro_f1"' in shown and (repo_copy / "models/classifier/best.ckpt").is_file()
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
-    assert '"speed_ratio"' in shown and (repo_copy / "reports/heatmap/overlays.png").is_file()
+    assert '"speed_ratio"' in shown and (repo_copy / "reports/fcn/overlays.png").is_file()
     assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
     assert '"map_50"' in shown and (repo_copy / "reports/detector/predictions_val.png").is_file()
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))["data"]
-    curves = [name for name in plots if name.startswith("reports/detector_pr/val/")]
+    curves = [name for name in plots if name.startswith("reports/detector_tables/val/")]
     assert curves and all(plots[name][0]["type"] == "vega" for name in curves), sorted(plots)
     for model in ("classifier", "fcn", "detector"):  # three bundles, each parity-checked
         assert (repo_copy / "bundles" / model / "model.onnx").is_file(), model
-        assert '"onnx_max_abs_diff"' in shown
+        parity = json.loads((repo_copy / f"metrics/export_{model}.json").read_text())
+        assert parity["onnx_max_abs_diff"] < 1e-3, model
+    # display and tracking settings are not stage params: changing them re-runs nothing
+    params = (repo_copy / "params.yaml").read_text()
+    for old, new in (("progress_bar: true", "progress_bar: false"), ("experiment: cv-pipeline", "experiment: other")):
+        assert old in params
+        params = params.replace(old, new)
+    (repo_copy / "params.yaml").write_text(params)
+    assert "Running stage" not in run(["dvc", "repro"], repo_copy)
+    run(["git", "checkout", "params.yaml"], repo_copy)
     # A DVC remote (a local folder here) receives the outputs; a fresh clone pulls them and has
     # nothing to re-run.
     run(["dvc", "remote", "add", "-d", "store", str(repo_copy.parent / "dvc-remote")], repo_copy)
@@ -96,21 +107,63 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert "Running stage" not in run(["dvc", "repro"], clone)
 
 
-def test_dvc_exp_run_with_hydra_override_switches_dataset(repo_copy, shared_datasets):
-    raccoon = shared_datasets / "raccoon"
-    out = run(["dvc", "exp", "run", "prepare", "-S", "data=raccoon", "-S", f"data.root={raccoon}"], repo_copy)
-    assert "Running stage 'prepare'" in out
-    params = (repo_copy / "params.yaml").read_text()
-    assert "format: voc" in params and "duplicates: keep_together" in params
-    metrics = json.loads((repo_copy / "metrics/prepare.json").read_text())
-    assert (metrics["found"], metrics["accepted"], metrics["rejected"]) == (160, 160, 0)
+def tiny_copy(source: Path, dest: Path, folders: dict[str, str], count: int) -> Path:
+    """The first ``count`` files of each of ``folders`` ({folder: suffix of the files}), matched by stem."""
+    first = sorted((source / next(iter(folders))).iterdir())[:count]
+    for folder, suffix in folders.items():
+        (dest / folder).mkdir(parents=True)
+        for path in first:
+            shutil.copy2(source / folder / (path.stem + suffix), dest / folder)
+    return dest
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_datasets, tmp_path):
+    source = shared_datasets / "dolphins-and-seahorses"
+    data = tmp_path / "folders"
+    for name in ("dolphin", "seahorse"):
+        (data / name).mkdir(parents=True)
+        for path in sorted((source / name).iterdir())[:8]:
+            shutil.copy2(path, data / name)
+    common = ["-S", "data=folders", "-S", f"data.root={data}"]
+    # a detector on image folders is refused before any work, in one line
+    refused = subprocess.run(["dvc", "exp", "run", *common, "-S", "data.models=[classifier,detector]"],
+                             cwd=repo_copy, env=tool_env(), capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert ("data.models has 'detector', which needs detection data, but data.format=folders is classification "
+            "data; train only what fits with -S 'data.models=[classifier]'") in refused.stdout + refused.stderr
+    assert not (repo_copy / "data/prepared").exists()
+    out = run(["dvc", "exp", "run", *common, "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1"],
+              repo_copy)
+    assert stages_run(out) == {"prepare", "augment", "train@classifier", "evaluate@classifier", "export@classifier"}
+    metrics = json.loads((repo_copy / "metrics/classifier.json").read_text())
+    assert metrics["val"]["count"] > 0 and (repo_copy / "bundles/classifier/model.onnx").is_file()
+
+
+def test_voc_detection_runs_the_detector_and_the_patch_classifier(repo_copy, shared_datasets, tmp_path):
+    data = tiny_copy(shared_datasets / "raccoon", tmp_path / "raccoon", {"annotations": ".xml", "images": ".jpg"}, 14)
+    out = run(["dvc", "exp", "run", "-S", "data=raccoon", "-S", f"data.root={data}", "-S", "data.duplicates=reject",
+               "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1",
+               "-S", "train.detector.epochs=1", "-S", "train.detector.freeze_epochs=0",
+               "-S", "augment.detector.input_size=[96,96]"], repo_copy)
+    assert stages_run(out) == {"prepare", "augment", *(f"{step}@{model}" for step in ("train", "evaluate", "export")
+                                                       for model in ("classifier", "detector"))}
+    data_params = yaml.safe_load((repo_copy / "params.yaml").read_text())["data"]
+    assert (data_params["format"], data_params["models"]) == ("voc", ["classifier", "detector"])
+    prepared = json.loads((repo_copy / "metrics/prepare.json").read_text())
+    assert (prepared["found"], prepared["accepted"]) == (14, 14)
+    detector = json.loads((repo_copy / "metrics/detector.json").read_text())
+    assert detector["val"]["images"] > 0 and (repo_copy / "bundles/detector/model.onnx").is_file()
 
 
 def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_copy):
     """`dvc exp run --queue -S 'x=a,b'` + `dvc queue start`: each experiment runs in a temporary copy
     of the repository, and its training still logs to the project's MLflow store ($DVC_ROOT)."""
     tiny = ["-S", "data=synthetic_tiny", "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=2"]
-    run(["dvc", "exp", "run", "--queue", *tiny, "-S", "train.classifier.lr=0.001,0.01", "evaluate_classifier"],
+    run(["dvc", "exp", "run", "--queue", *tiny, "-S", "train.classifier.lr=0.001,0.01", "evaluate@classifier"],
         repo_copy)
     run(["dvc", "queue", "start", "--jobs", "1"], repo_copy)
     deadline = time.monotonic() + 600
@@ -137,7 +190,7 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
 
     client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     runs = client.search_runs([client.get_experiment_by_name("cv-pipeline").experiment_id],
-                              filter_string="tags.stage = 'train_classifier'")
+                              filter_string="tags.stage = 'train@classifier'")
     assert {r.data.tags.get("dvc_experiment") for r in runs} == set(experiments)
     assert {r.data.params["train.classifier.lr"] for r in runs} == {"0.001", "0.01"}
     assert all("eval_val_accuracy" in r.data.metrics for r in runs)  # evaluation logged to the same run
