@@ -95,7 +95,7 @@ class SyntheticData(Data):
 
 
 DATA_FORMATS = {"folders": FolderData, "voc": VocData, "coco": CocoData, "csv": CsvData, "kitti": KittiData,
-                "yolo": YoloData, "synthetic": SyntheticData}
+                "yolo": YoloData, "synthetic": SyntheticData, "multilabel_csv": CsvData}
 
 # --- augmentation ---------------------------------------------------------------------------------
 
@@ -123,6 +123,7 @@ class Augment:
 class Augments:
     classifier: Augment = MISSING
     detector: Augment = MISSING
+    multilabel: Augment = MISSING
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class Models:
     classifier: ClassifierModel = MISSING
     fcn: ClassifierModel = MISSING
     detector: DetectorModel = MISSING
+    multilabel: ClassifierModel = MISSING
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -241,10 +243,17 @@ class DetectorTrain(Schedule):
 
 
 @dataclass
+class MultiLabelTrain(Schedule):
+    cache_features: bool = MISSING
+    pos_weight: Optional[str] = MISSING  # auto (negatives / positives per class) | null
+
+
+@dataclass
 class Trainings:
     classifier: ClassifierTrain = MISSING
     fcn: FcnTrain = MISSING
     detector: DetectorTrain = MISSING
+    multilabel: MultiLabelTrain = MISSING
 
 
 # --- evaluation, export, tracking -----------------------------------------------------------------
@@ -272,6 +281,7 @@ class Evaluations:
     classifier: SplitsEvaluation = MISSING
     fcn: HeatmapEvaluation = MISSING
     detector: SplitsEvaluation = MISSING
+    multilabel: SplitsEvaluation = MISSING
 
 
 @dataclass

@@ -55,6 +55,12 @@ TASKS = {
              export="pipeline.export.build:load_detector_export",
              trained=("val_map_50", "val_map"), reported=("*.map_50", "*.map"),
              key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50"),
+        Task("multilabel", ("detection", "multilabel"), "multilabel",
+             train="pipeline.multilabel.train:train_multilabel",
+             evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
+             export="pipeline.multilabel.export:load_multilabel_export",
+             trained=("val_map", "val_f1"), reported=("*.map", "*.macro_f1", "*.micro_f1"),
+             key_metric=("val", "map"), objectives=("map", "macro_f1", "micro_f1"), monitor="val_map"),
     )
 }
 
@@ -109,7 +115,8 @@ def headline(results: dict, names: tuple[str, ...]) -> str:
     parts = []
     for name in names:
         head, _, rest = name.partition(".")
-        keys = [k for k in results if isinstance(results[k], dict)] if head == "*" else [head]
+        first = rest.split(".")[0]
+        keys = [k for k, v in results.items() if isinstance(v, dict) and first in v] if head == "*" else [head]
         for key in keys:
             path = f"{key}.{rest}" if rest else key
             value = lookup(results, path)

@@ -12,6 +12,8 @@ from pipeline.data.prepare import prepare
 from pipeline.detect.train import train_detector
 from pipeline.export.build import export_bundle
 from pipeline.heatmap.train import train_fcn
+from pipeline.multilabel.evaluate import evaluate_multilabel
+from pipeline.multilabel.train import train_multilabel
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVPIPE_SHARED_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
@@ -47,7 +49,9 @@ TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.c
                                            "model/classifier=small_alexnet"]),
          "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
                                        "train.detector.batch_size=8"]),
-         "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"])}
+         "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"]),
+         "multilabel": (train_multilabel, ["train.multilabel.epochs=2", "train.multilabel.freeze_epochs=0",
+                                           "model/classifier@model.multilabel=small_alexnet"])}
 
 
 # One tiny trained and exported model per task (export, predict, bad-input and load tests).
@@ -58,9 +62,15 @@ def bundles(tiny_data, tmp_path_factory) -> Path:
     for task, (train, overrides) in TRAIN.items():
         cfg = tiny_config(root, *overrides)
         train(cfg, manifest, pipelines, root / "models" / task)
-        checked = export_bundle(task, cfg, root / "models" / task, manifest, None, root / task,
+        metrics = None
+        if task == "multilabel":  # its bundle carries the thresholds its evaluation chose
+            metrics = root / "multilabel.json"
+            evaluate_multilabel(cfg, manifest, pipelines, root / "models" / task, metrics, root / "reports",
+                                root / "tables")
+        checked = export_bundle(task, cfg, root / "models" / task, manifest, metrics, root / task,
                                 root / f"parity_{task}.json")
-        assert checked["registry"]["version"] == 1 and not checked["registry"]["promoted"]  # no metric: no alias
+        assert checked["registry"]["version"] == 1
+        assert checked["registry"]["promoted"] == (metrics is not None)  # no metric: no alias
     return root
 
 

@@ -101,8 +101,9 @@ def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Pat
     ("export.register", "maybe", "'export.register' expects true or false, got 'maybe'"),
     ("trainer.acelerator", "gpu", "unknown key 'trainer.acelerator' (not an argument of lightning's Trainer); "
                                   "did you mean 'accelerator'?"),
-    ("data.models", ["classifier", "detectr"], "data.models names 'detectr', which is not a task; "
-                                                     "did you mean 'detector'? choose from classifier, fcn, detector"),
+    ("data.models", ["classifier", "detectr"],
+     "data.models names 'detectr', which is not a task; did you mean 'detector'? choose from classifier, fcn, "
+     "detector, multilabel"),
 ])
 def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, path, value, expected):
     params = edited_params(tmp_path, path, value)

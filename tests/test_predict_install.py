@@ -37,7 +37,7 @@ entry()
 
 def test_predict_runs_a_bundle_without_the_pipelines_packages(bundles, tiny_data, tmp_path):
     image = next((tiny_data / "prepared").rglob("*.png"))
-    for task in ("classifier", "detector", "fcn"):
+    for task in ("classifier", "multilabel", "detector", "fcn"):
         done = subprocess.run([sys.executable, "-c", f"BLOCKED = {PIPELINE_ONLY!r}\n{BLOCKER}", str(bundles / task),
                                str(image), "--out", str(tmp_path / task)],
                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)

@@ -27,7 +27,7 @@ def detection_example(manifest: Manifest, sample) -> Example:
 
 def classifier_examples(manifest: Manifest, samples, seed: int) -> tuple[list[Example], list[str]]:
     """Whole images of a classification dataset, or object/background patches of a detection one."""
-    if manifest.task == "classification":
+    if manifest.task != "detection":  # whole images (a multi-label image's label set is not drawn)
         return [Example(read_image(manifest.path_of(s)).pixels, label=s.label) for s in samples], manifest.classes
     patches = patch_windows(samples, len(manifest.classes), seed=seed)
     by_label = {}
@@ -61,6 +61,8 @@ def run_augment(cfg: DictConfig, manifest_path: str | Path, out_dir: str | Path,
                 if manifest.task != "detection":
                     continue  # no boxes to preview
                 examples, classes = [detection_example(manifest, s) for s in samples], manifest.classes
+            elif task == "multilabel":  # whole images; their labels are sets, not drawn
+                examples, classes = [Example(read_image(manifest.path_of(s)).pixels) for s in samples], manifest.classes
             else:
                 examples, classes = classifier_examples(manifest, samples, seed)
             if examples:

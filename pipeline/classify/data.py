@@ -32,8 +32,8 @@ class Item:
     name: str = ""
 
 
-def classification_items(manifest: Manifest, split: str, seed: int, background_per_image: int = 1,
-                         context: float = 0.25, fragments_per_object: int = 0) -> tuple[list[Item], list[str]]:
+def classification_items(manifest: Manifest, split: str, seed: int, background_per_image: int, context: float,
+                         fragments_per_object: int) -> tuple[list[Item], list[str]]:
     """Items of one split, and the class names (with ``background`` for the patch view)."""
     samples = manifest.split(split)
     if manifest.task == "classification":
@@ -70,24 +70,30 @@ class FeatureDataset(Dataset):
 
 
 class ClassificationData(L.LightningDataModule):
-    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, background_per_image: int = 1, fragments_per_object: int = 0,
-                 patch_context: float = 0.25):
+    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int, num_workers: int,
+                 seed: int, background_per_image: int, fragments_per_object: int, patch_context: float,
+                 pipelines: str = "classifier"):
+        """``pipelines``: the `augment` section whose saved pipelines (<pipelines>_{train,eval}.json) apply."""
         super().__init__()
         self.manifest = Manifest.read(manifest_path)
-        self.train_pipeline = load_pipeline(Path(pipelines_dir) / "classifier_train.json")
-        self.eval_pipeline = load_pipeline(Path(pipelines_dir) / "classifier_eval.json")
+        self.train_pipeline = load_pipeline(Path(pipelines_dir) / f"{pipelines}_train.json")
+        self.eval_pipeline = load_pipeline(Path(pipelines_dir) / f"{pipelines}_eval.json")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.patches = {"background_per_image": background_per_image, "context": patch_context,
+                        "fragments_per_object": fragments_per_object}
         self.items = {}
         for split in ("train", "val", "test"):
-            self.items[split], self.classes = classification_items(self.manifest, split, seed, background_per_image,
-                                                                   patch_context, fragments_per_object)
+            self.items[split], self.classes = self.make_items(split)
         if not self.items["train"] or not self.items["val"]:
-            raise ValueError(f"{manifest_path}: the classifier needs train and val samples "
+            raise ValueError(f"{manifest_path}: training needs train and val samples "
                              f"(found {len(self.items['train'])} and {len(self.items['val'])}); check data.split")
         self.cached: dict[str, FeatureDataset] = {}
         self.cache_until_epoch = 0  # epochs with a frozen backbone: train the head on cached features
         self.cache_seconds = 0.0  # time spent encoding the cache (reported by benchmarks)
+
+    def make_items(self, split: str) -> tuple[list[Item], list[str]]:
+        """The items of ``split`` and the class names (other views of the data override this)."""
+        return classification_items(self.manifest, split, self.seed, **self.patches)
 
     def input_size(self) -> tuple[int, int]:
         probe = self.dataset("val", augment=False)[0]["images"]
@@ -152,5 +158,4 @@ def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: 
     """The DataModule of a `train.classifier` config section."""
     return ClassificationData(manifest, pipelines_dir, int(tc.batch_size),
                               int(tc.num_workers) if num_workers is None else num_workers, seed,
-                              int(tc.background_per_image), int(tc.get("fragments_per_object", 0)),
-                              float(tc.get("patch_context", 0.25)))
+                              int(tc.background_per_image), int(tc.fragments_per_object), float(tc.patch_context))

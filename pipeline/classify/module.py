@@ -1,8 +1,7 @@
-"""The Lightning module: frozen-backbone phase on cached features, then discriminative fine-tuning."""
+"""The classifier's Lightning module: frozen-backbone phase on cached features, then discriminative
+fine-tuning (pipeline/transfer.py)."""
 
 from __future__ import annotations
-
-import math
 
 import lightning as L
 import numpy as np
@@ -11,21 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline.models.classifier import ClassifierNet
-
-
-def phase_schedule(kind: str, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e4):
-    """Learning-rate multiplier as a function of progress t in [0, 1] through one phase."""
-    def cosine(a: float, b: float, t: float) -> float:
-        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
-
-    if kind == "one_cycle":  # fast.ai: warm up from lr/div, anneal to lr/final_div
-        return lambda t: (cosine(1 / div, 1.0, t / pct_start) if t < pct_start
-                          else cosine(1.0, 1 / final_div, (t - pct_start) / (1 - pct_start)))
-    if kind == "cosine":
-        return lambda t: cosine(1.0, 1 / final_div, t)
-    if kind == "constant":
-        return lambda t: 1.0
-    raise ValueError(f"train.classifier.schedule: {kind!r} is not one_cycle, cosine or constant")
+from pipeline.transfer import SeededSteps, TransferSchedule
 
 
 def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
@@ -39,59 +24,6 @@ def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
     if len(weights) != len(counts):
         raise ValueError(f"train.classifier.class_weights: {len(weights)} weights for {len(counts)} classes")
     return torch.tensor(weights, dtype=torch.float32)
-
-
-class SeededSteps:
-    """LightningModule mixin: each step's randomness (dropout, random scales) from (seed, epoch,
-    step), whatever else drew from the global generator before (loader set-up differs after a resume)."""
-
-    seed: int = 0
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        key = [self.seed, self.current_epoch, batch_idx]
-        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
-
-
-class TransferSchedule:
-    """LightningModule mixin: ``freeze_epochs`` with a frozen backbone (``backbone()``), then all
-    layers with discriminative learning rates (``lr_mult`` over ``net.param_groups()``, early ->
-    late), each phase with its own one-cycle/cosine/constant schedule.
-
-    Needs: net, lr, weight_decay, lr_mult, freeze_epochs, epochs, schedule, steps (optimiser
-    steps per epoch in the frozen phase and after).
-    """
-
-    def backbone(self) -> nn.Module:
-        return self.net.features
-
-    def frozen(self, epoch: int | None = None) -> bool:
-        return (self.current_epoch if epoch is None else epoch) < self.freeze_epochs
-
-    def set_backbone_trainable(self, trainable: bool) -> None:
-        for p in self.backbone().parameters():
-            p.requires_grad_(trainable)
-        self.backbone().train(trainable and self.training)
-
-    def on_train_epoch_start(self) -> None:
-        self.set_backbone_trainable(not self.frozen())
-
-    def configure_optimizers(self):
-        groups = self.net.param_groups()
-        mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
-        optimiser = torch.optim.AdamW(
-            [{"params": params, "lr": self.lr * m} for params, m in zip(groups, mults)],
-            lr=self.lr, weight_decay=self.weight_decay)
-        shape = phase_schedule(self.schedule)
-        frozen_steps = self.freeze_epochs * self.steps[0]
-        tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])
-
-        def multiplier(step: int) -> float:
-            if step < frozen_steps:
-                return shape(step / frozen_steps)
-            return shape((step - frozen_steps) / tuned_steps)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class ClassifierModule(SeededSteps, TransferSchedule, L.LightningModule):

@@ -4,7 +4,7 @@ Every source (synthetic, folders, VOC, COCO, KITTI, YOLO, CSV) ends up in this f
 
     {
       "format": "cvpipe-manifest", "version": 1,
-      "task": "detection" | "classification",
+      "task": "detection" | "classification" | "multilabel",
       "classes": ["circle", "square", ...],          # class id = index in this list
       "source": {"format": "voc", "root": "../shared/datasets/raccoon"},
       "samples": [
@@ -14,6 +14,7 @@ Every source (synthetic, folders, VOC, COCO, KITTI, YOLO, CSV) ends up in this f
          "width": 650, "height": 417,                # pixels as displayed
          "split": "train" | "val" | "test" | "scene",
          "label": 0 | null,                          # image-level class id (classification)
+         "labels": [0, 2],                           # the image's class ids (multi-label only)
          "boxes": [[x1, y1, x2, y2], ...],           # absolute pixels, float, continuous coords
          "box_labels": [0, ...],                     # class id of each box
          "sha256": "...",                            # hash of the decoded pixels

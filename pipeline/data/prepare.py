@@ -36,6 +36,8 @@ def discover_classes(records: list[Record], task: str) -> list[str]:
     usable = [r for r in records if r.problem is None]
     if task == "classification":
         return sorted({r.label for r in usable if r.label})
+    if task == "multilabel":
+        return sorted({name for r in usable for name in r.labels})
     return sorted({c for r in usable for c in r.box_classes})
 
 

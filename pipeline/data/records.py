@@ -21,6 +21,7 @@ class Record:
     pixels: np.ndarray | None = None  # in-memory image (synthetic source)
     annotation: str | None = None  # annotation file (relative), for messages
     label: str | None = None  # image-level class (classification)
+    labels: list[str] = field(default_factory=list)  # image-level classes (multi-label)
     boxes: list[list[float]] = field(default_factory=list)
     box_classes: list[str] = field(default_factory=list)
     normalized_boxes: bool = False
@@ -40,6 +41,7 @@ class Sample:
     height: int
     split: str | None = None
     label: int | None = None
+    labels: list[int] = field(default_factory=list)  # the classes a multi-label image holds
     boxes: list[list[float]] = field(default_factory=list)
     box_labels: list[int] = field(default_factory=list)
     sha256: str = ""
@@ -54,6 +56,7 @@ class Sample:
             "height": self.height,
             "split": self.split,
             "label": self.label,
+            **({"labels": list(self.labels)} if self.labels else {}),
             "boxes": [[round(float(v), 3) for v in box] for box in self.boxes],
             "box_labels": list(self.box_labels),
             "sha256": self.sha256,

@@ -39,15 +39,16 @@ def allocate(n: int, ratios: dict[str, float]) -> dict[str, int]:
 def stratum(sample: Sample, box_frequency: Counter) -> str:
     if sample.label is not None:
         return f"class:{sample.label}"
-    if not sample.box_labels:
+    present = sample.box_labels or sample.labels  # the classes of the boxes, or of a multi-label image
+    if not present:
         return "background"
-    return f"class:{min(set(sample.box_labels), key=lambda c: (box_frequency[c], c))}"
+    return f"class:{min(set(present), key=lambda c: (box_frequency[c], c))}"
 
 
 def assign_splits(samples: list[Sample], ratios: dict[str, float], seed: int) -> None:
     """Set ``split`` on every sample that has none; deterministic for a given seed."""
     free = [s for s in samples if s.split is None and s.duplicate_of is None]
-    box_frequency = Counter(label for s in free for label in s.box_labels)
+    box_frequency = Counter(label for s in free for label in s.box_labels or s.labels)
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in free:
         groups[stratum(s, box_frequency)].append(s)

@@ -37,6 +37,8 @@ def compute_stats(manifest: Manifest, outcome: Outcome, found: int) -> dict:
         samples = manifest.split(split)
         if manifest.task == "classification":
             per_class = Counter(names[s.label] for s in samples)
+        elif manifest.task == "multilabel":
+            per_class = Counter(names[c] for s in samples for c in s.labels)
         else:
             per_class = Counter(names[c] for s in samples for c in s.box_labels)
         splits[split] = {"images": len(samples), "boxes": sum(len(s.boxes) for s in samples),

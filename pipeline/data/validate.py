@@ -149,6 +149,12 @@ def validate_record(record: Record, task: str, classes: dict[str, int],
         if record.label not in classes:
             raise Reject("unknown_class", f"{record.key}: unknown class {record.label!r} (known: {sorted(classes)})")
         sample.label = classes[record.label]
+    elif task == "multilabel":
+        unknown = [name for name in record.labels if name not in classes]
+        if unknown:
+            raise Reject("unknown_class", f"{record.key}: unknown class(es) {unknown} (known: {sorted(classes)}); "
+                         "fix the label or add the class to data.classes")
+        sample.labels = sorted(classes[name] for name in record.labels)
     else:
         boxes, labels, n_clipped = check_boxes(record, image, classes, policy)
         sample.boxes, sample.box_labels = boxes.tolist(), labels

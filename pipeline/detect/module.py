@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
-from pipeline.classify.module import SeededSteps, TransferSchedule
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.postprocess import detections
+from pipeline.transfer import SeededSteps, TransferSchedule
 
 
 class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):

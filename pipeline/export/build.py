@@ -54,21 +54,28 @@ def val_pixels(manifest: Manifest, split: str, count: int) -> list[np.ndarray]:
     return [read_image(manifest.path_of(s)).pixels for s in samples]
 
 
-def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+def image_preprocessing(net, info: dict, aug: DictConfig) -> dict:
+    """How `predict` fits an image to a whole-image network: size, resize mode, padding, and the
+    normalisation the graph applies itself."""
+    return {"input_size": list(info["input_size"]), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
+            "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
+            "normalised_in_graph": True}
+
+
+def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
+                           metrics: dict | None) -> Exportable:
     from pipeline.classify.evaluate import load_classifier
 
     net, info = load_classifier(model_dir)
-    aug = cfg.augment.classifier
-    pre = {"input_size": list(info["input_size"]), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
-           "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
-           "normalised_in_graph": True}
+    pre = image_preprocessing(net, info, cfg.augment.classifier)
     images = val_pixels(manifest, "val", SAMPLES)
     spec = {"task": "classifier", "labels": info["classes"], "preprocessing": pre, "postprocessing": {},
             "model": info["model"]}
     return Exportable(ClassifierGraph(net).eval(), spec, [fit_batch(images, pre)[0]], images)
 
 
-def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
+                         metrics: dict | None) -> Exportable:
     from pipeline.detect.train import load_detector
 
     net, anchors, coder, info = load_detector(model_dir)
@@ -85,7 +92,7 @@ def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -
     return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [fit_batch(images, pre)[0]], images)
 
 
-def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest) -> Exportable:
+def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metrics: dict | None) -> Exportable:
     from pipeline.heatmap.stage import heatmap_split
     from pipeline.heatmap.train import load_fcn
 
@@ -220,6 +227,9 @@ def sample_picture(bundle: Bundle, images: list[np.ndarray]):
     if bundle.task == "classifier":
         pictures = [draw.caption_picture(px, f"{labels[int(probs.argmax())]} {probs.max():.2f}")
                     for px, probs in zip(images, tasks.classify(bundle, images))]
+    elif bundle.task == "multilabel":
+        pictures = [draw.caption_picture(px, ", ".join(f"{name} {p:.2f}" for name, p in found) or "-")
+                    for px, found in zip(images, tasks.tag(bundle, images))]
     elif bundle.task == "detector":
         pictures = [draw.boxes_picture(px, found, labels) for px, found in zip(images, tasks.detect(bundle, images))]
     else:
@@ -228,18 +238,14 @@ def sample_picture(bundle: Bundle, images: list[np.ndarray]):
     return draw.grid(pictures)
 
 
-CONFIG_KEYS = {"classifier": ("seed", "model.classifier", "train.classifier", "augment.classifier"),
-               "detector": ("seed", "model.detector", "train.detector", "augment.detector"),
-               "fcn": ("seed", "fcn", "heatmap")}
-
-
 def plain(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: dict | None, model_dir: Path,
          out: Path) -> dict:
-    config = {key: plain(OmegaConf.select(cfg, key)) for key in CONFIG_KEYS[task]}
+    keys = ("seed", f"model.{task}", f"train.{task}", f"augment.{get_task(task).augment}", f"evaluate.{task}")
+    config = {key: plain(OmegaConf.select(cfg, key, throw_on_missing=True)) for key in keys}
     run = json.loads((model_dir / RUN_FILE).read_text()) if (model_dir / RUN_FILE).is_file() else {}
     return {"task": task, "labels": spec["labels"], "metrics": metrics,
             "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
@@ -254,7 +260,7 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
     """Write the bundle of ``task`` (classifier | detector | fcn) atomically; return the parity figures."""
     model_dir, manifest_path = Path(model_dir), Path(manifest_path)
     metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
-    ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path))
+    ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path), metrics)
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
     with atomic_dir(out_dir) as out:
         export_onnx(ex, out / ONNX_FILE)

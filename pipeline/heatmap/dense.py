@@ -21,8 +21,8 @@ import torch
 from torch.nn import functional as F
 from torchvision.ops import box_iou
 
-from pipeline.classify.module import SeededSteps, phase_schedule
 from pipeline.heatmap.fcn import FullyConvolutional, Geometry
+from pipeline.transfer import SeededSteps, phase_schedule
 
 IGNORE = -100
 FILL = 114.0  # grey outside the image, as the patch view's crops

@@ -116,6 +116,14 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
                 for (path, _), probs in zip(group, tasks.classify(bundle, pixels)):
                     print(format_line(path.name, probs, labels), flush=True)
                     stream.add({c: float(p) for c, p in zip(labels, probs)}, str(path))
+            elif bundle.task == "multilabel":
+                for (path, px), found in zip(group, tasks.tag(bundle, pixels)):
+                    listed = ", ".join(f"{name} {p:.3f}" for name, p in found)
+                    print(f"{path.name}: {len(found)} classes above threshold{': ' if found else ''}{listed}",
+                          flush=True)
+                    stream.add(dict(found), str(path))
+                    if out:
+                        draw.caption_picture(px, listed or "-").save(out / f"{path.stem}_classes.png")
             elif bundle.task == "detector":
                 for (path, px), found in zip(group, tasks.detect(bundle, pixels)):
                     image_id += 1
@@ -155,7 +163,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", help="a bundle folder written by `export` (bundles/<model>)")
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--json", help="classifier: {image: {class: p}}; detector: COCO results; fcn: peaks")
+    parser.add_argument("--json", help="classifier: {image: {class: p}}; multilabel: {image: {class above its "
+                        "threshold: p}}; detector: COCO results; fcn: peaks")
     parser.add_argument("--out", help="folder for pictures (detector boxes, fcn heatmap overlays)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")

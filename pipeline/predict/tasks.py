@@ -15,6 +15,13 @@ def classify(bundle: Bundle, images: list[np.ndarray]) -> np.ndarray:
     return bundle.run(fit_batch(images, bundle.spec["preprocessing"])[0])[0]
 
 
+def tag(bundle: Bundle, images: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+    """Per image, (class, probability) of each class at or above its threshold, most likely first."""
+    probs = bundle.run(fit_batch(images, bundle.spec["preprocessing"])[0])[0]
+    thresholds = np.asarray(bundle.spec["postprocessing"]["thresholds"], np.float32)
+    return [[(bundle.labels[c], float(p[c])) for c in np.argsort(-p) if p[c] >= thresholds[c]] for p in probs]
+
+
 def detect(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Per image: boxes (xyxy, the image's own pixels), scores, labels."""
     size = tuple(bundle.spec["preprocessing"]["input_size"])

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from pipeline.classify.cli import format_line
-from pipeline.classify.module import class_weights, phase_schedule
+from pipeline.classify.module import class_weights
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable
+from pipeline.transfer import phase_schedule
 from tests.helpers import classifier_model
 
 

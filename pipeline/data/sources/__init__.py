@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.data.sources import coco, csv_boxes, folders, kitti, synthetic, voc, yolo
+from pipeline.data.sources import coco, csv_boxes, folders, kitti, multilabel_csv, synthetic, voc, yolo
 
 SOURCES = {
     "synthetic": synthetic,
@@ -19,6 +19,7 @@ SOURCES = {
     "kitti": kitti,
     "yolo": yolo,
     "csv": csv_boxes,
+    "multilabel_csv": multilabel_csv,
 }
 
 
