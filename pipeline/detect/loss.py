@@ -4,6 +4,7 @@ plus a localisation loss on the positives, both divided by the number of positiv
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
@@ -13,13 +14,17 @@ from pipeline.detect.matching import IGNORED, match_anchors
 LOCALISATION = ("smooth_l1", "l1", "giou")
 
 
-class DetectionLoss:
+class DetectionLoss(nn.Module):
+    """A module so that its anchors (a buffer) follow the detector to its device."""
+
     def __init__(self, anchors: torch.Tensor, num_classes: int, coder: BoxCoder, alpha: float = 0.25,
                  gamma: float = 2.0, localisation: str = "smooth_l1", box_weight: float = 1.0,
                  positive_iou: float = 0.5, negative_iou: float = 0.4):
         if localisation not in LOCALISATION:
             raise ValueError(f"detector loss: localisation {localisation!r} is not one of {LOCALISATION}")
-        self.anchors, self.num_classes, self.coder = anchors, num_classes, coder
+        super().__init__()
+        self.register_buffer("anchors", anchors, persistent=False)  # the detector's checkpoint holds them once
+        self.num_classes, self.coder = num_classes, coder
         self.alpha, self.gamma, self.localisation, self.box_weight = alpha, gamma, localisation, box_weight
         self.ious = (positive_iou, negative_iou)
 
@@ -29,22 +34,21 @@ class DetectionLoss:
         for b, lab in zip(boxes, labels):
             matched = match_anchors(b, self.anchors, *self.ious)
             pos = matched >= 0
-            onehot = torch.zeros(len(self.anchors), self.num_classes)
+            onehot = torch.zeros(len(self.anchors), self.num_classes, device=self.anchors.device)
             onehot[pos, lab.long()[matched[pos]]] = 1.0
             assigned = b.float()[matched.clamp(min=0)] if len(b) else torch.zeros_like(self.anchors)
             cls.append(onehot), box.append(assigned), positive.append(pos), scored.append(matched != IGNORED)
         return torch.stack(cls), torch.stack(box), torch.stack(positive), torch.stack(scored)
 
-    def __call__(self, class_logits: torch.Tensor, box_deltas: torch.Tensor, boxes: list[torch.Tensor],
+    def forward(self, class_logits: torch.Tensor, box_deltas: torch.Tensor, boxes: list[torch.Tensor],
                  labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """class_logits: B x A x K, box_deltas: B x A x 4; boxes/labels: one tensor per image."""
         cls_t, box_t, positive, scored = self.targets(boxes, labels)
-        cls_t, box_t = cls_t.to(class_logits), box_t.to(box_deltas)
-        positive, scored = positive.to(class_logits.device), scored.to(class_logits.device)
+        cls_t, box_t = cls_t.to(class_logits.dtype), box_t.to(box_deltas.dtype)
         n = positive.sum().clamp(min=1).float()
         classification = sigmoid_focal_loss(class_logits[scored], cls_t[scored], self.alpha, self.gamma,
                                             reduction="sum") / n
-        anchors = self.anchors.to(box_deltas).expand_as(box_deltas)[positive]
+        anchors = self.anchors.to(box_deltas.dtype).expand_as(box_deltas)[positive]
         if self.localisation == "giou":
             predicted = self.coder.decode(box_deltas[positive], anchors)
             localisation = generalized_box_iou_loss(predicted, box_t[positive], reduction="sum") / n

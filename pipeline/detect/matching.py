@@ -19,14 +19,14 @@ def match_anchors(boxes: torch.Tensor, anchors: torch.Tensor, positive_iou: floa
     """Per anchor: the index of its ground-truth box, NEGATIVE or IGNORED (boxes: G x 4, anchors: A x 4)."""
     if negative_iou > positive_iou:
         raise ValueError(f"matching: negative_iou {negative_iou} is above positive_iou {positive_iou}")
-    matched = torch.full((len(anchors),), NEGATIVE, dtype=torch.long)
+    matched = torch.full((len(anchors),), NEGATIVE, dtype=torch.long, device=anchors.device)
     if len(boxes) == 0:
         return matched
-    iou = box_iou(boxes.float(), anchors.float())  # G x A
+    iou = box_iou(boxes.float().to(anchors.device), anchors.float())  # G x A
     best_iou, best_box = iou.max(dim=0)
     matched[best_iou >= positive_iou] = best_box[best_iou >= positive_iou]
     matched[(best_iou >= negative_iou) & (best_iou < positive_iou)] = IGNORED
     # forced best match: each box takes its best anchor (later boxes win a shared anchor)
     best_anchor = iou.argmax(dim=1)
-    matched[best_anchor] = torch.arange(len(boxes))
+    matched[best_anchor] = torch.arange(len(boxes), device=anchors.device)
     return matched

@@ -54,19 +54,19 @@ def training_view(image: torch.Tensor, boxes: torch.Tensor, object_side: float, 
     # the chosen point lands where some cell's window centre can be
     x0 = round(cx - uniform(window[0] / 2, crop - window[0] / 2))
     y0 = round(cy - uniform(window[1] / 2, crop - window[1] / 2))
-    view = torch.full((3, crop, crop), FILL)
+    view = torch.full((3, crop, crop), FILL, dtype=image.dtype, device=image.device)
     h, w = resized.shape[1:]
     sx, sy, ex, ey = max(x0, 0), max(y0, 0), min(x0 + crop, w), min(y0 + crop, h)
     if ex > sx and ey > sy:
         view[:, sy - y0:ey - y0, sx - x0:ex - x0] = resized[:, sy:ey, sx:ex]
-    return view, boxes * scale - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+    return view, boxes * scale - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype, device=boxes.device)
 
 
 def cell_targets(geometry: Geometry, rows: int, cols: int, boxes: torch.Tensor, labels: torch.Tensor,
                  context: float, background: int, positive_iou: float = 0.5, negative_iou: float = 0.3) -> torch.Tensor:
     """rows x cols class ids: matched object class, ``background`` or IGNORE (boxes: xyxy input pixels)."""
-    cells = geometry.object_boxes(rows, cols, context).reshape(-1, 4)
-    target = torch.full((rows * cols,), background, dtype=torch.long)
+    cells = geometry.object_boxes(rows, cols, context).reshape(-1, 4).to(boxes.device)
+    target = torch.full((rows * cols,), background, dtype=torch.long, device=boxes.device)
     if len(boxes):
         best, index = box_iou(cells, boxes.float()).max(dim=1)
         target[(best >= negative_iou) & (best < positive_iou)] = IGNORE
