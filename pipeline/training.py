@@ -76,21 +76,23 @@ class PortableCheckpointPaths(Callback):
 def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDataModule, out_dir: Path,
                 manifest: Path, stage: str, epochs: int, monitor: str, mode: str, model_info: dict,
                 derived: dict, artifacts: Sequence[Path] = (), resume: bool = False,
-                callbacks: Sequence[Callback] = (), patience: int | None = None, files: dict[str, Path] | None = None):
+                callbacks: Sequence[Callback] = (), patience: int | None = None, files: dict[str, Path] | None = None,
+                run_id: str | None = None, artifact_folder: str | None = None):
     """Fit ``module`` on ``data`` for ``epochs`` in the MLflow run of ``stage``; writes
     ``out_dir``/{best,last}.ckpt (best by ``monitor``), model.json, run.json and copies of ``files``
     ({name: source}). The folder appears complete or not at all: the training works in
     ``.<out_dir>.partial``, which an interrupted run leaves for ``resume``; its MLflow run then ends
-    KILLED (interrupted) or FAILED (an error). Returns (trainer, logger, checkpoint callback)."""
+    KILLED (interrupted) or FAILED (an error). ``run_id``: a later phase of one training, logged to
+    that (earlier phase's) run, its files under ``artifact_folder``. Returns (trainer, logger, checkpoint callback)."""
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
     if primary and not resume:
         end_abandoned_run(cfg, partial_dir(out_dir))
     with resumable_dir(out_dir, resume, primary) as work:
         ckpt = work / "last.ckpt"
         resuming = resume and ckpt.is_file()
-        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else None)
+        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else run_id)
         with ended_on_error(logger):
-            if not resuming:
+            if not resuming and run_id is None:
                 logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
                 logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
             if primary:
@@ -113,7 +115,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
             if trainer.is_global_zero:
                 for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
                     if Path(path).is_file():
-                        logger.experiment.log_artifact(logger.run_id, str(path))
+                        logger.experiment.log_artifact(logger.run_id, str(path), artifact_folder)
     return trainer, logger, checkpoint
 
 

@@ -143,3 +143,30 @@ def test_a_training_that_raises_ends_its_run_failed(tiny_data, tmp_path):
                          callbacks=[Explode()])
     assert not (tmp_path / "model").exists()
     assert run_status(cfg, partial_run(tmp_path / "model")) == "FAILED"
+
+
+def test_the_heatmap_networks_dense_phase_resumes_in_the_same_run(tiny_data, tmp_path):
+    """The FCN's second phase (dense fine-tuning) goes through the same tracked fit: a SIGTERM during
+    it leaves a resumable work folder, and --resume keeps the finished patch classifier, continues the
+    dense epochs in the same MLflow run and writes the model folder."""
+    cfg = tiny_config(tmp_path, "train.fcn.epochs=1", "train.fcn.dense.epochs=3", "train.fcn.dense.batch_size=4")
+    OmegaConf.save(cfg, tmp_path / "params.yaml")
+    data = ["--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines", str(tiny_data / "augment")]
+    out = tmp_path / "fcn"
+    dense_work = partial_dir(partial_dir(out) / "dense")
+    process = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out))
+    wait_for(lambda: (dense_work / "last.ckpt").is_file(), process)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=120)
+    assert process.returncode != 0 and not out.exists()
+    run_id = json.loads((dense_work / "run.json").read_text())["run_id"]
+    assert run_id == json.loads((partial_dir(out) / "classifier/run.json").read_text())["run_id"]  # one run
+    assert run_status(cfg, run_id) == "KILLED"
+    classifier_bytes = (partial_dir(out) / "classifier/best.ckpt").read_bytes()
+    resumed = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out), "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert (out / "fcn.pt").is_file() and (out / "classifier/best.ckpt").read_bytes() == classifier_bytes
+    assert torch.load(out / "dense/last.ckpt", weights_only=True)["epoch"] == 2  # all three dense epochs
+    assert json.loads((out / "run.json").read_text())["run_id"] == run_id and run_status(cfg, run_id) == "FINISHED"
+    history = MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_metric_history(run_id, "dense_val_loss")
+    assert sorted(m.step for m in history) == sorted({m.step for m in history}) and len(history) == 3

@@ -4,6 +4,7 @@ One MLflow run holds it all (the patch classifier's epochs, then the ``dense_*``
 heatmap stage adds its metrics to the same run. The model folder::
 
     classifier/   the patch classifier as the classifier stage writes it (best.ckpt, model.json ...)
+    dense/        the dense fine-tuning's checkpoints (best.ckpt, last.ckpt: what a resume continues)
     fcn.pt        the FCN's weights (state dict; after dense fine-tuning when train.fcn.dense.epochs > 0)
     fcn.json      what rebuilds it: model config, classes, window, stride, patch context
     run.json      the MLflow run
@@ -13,12 +14,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,9 +29,10 @@ from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import RUN_FILE, open_logger, trainer_settings
+from pipeline.training import RUN_FILE, open_logger, previous_run_id, tracked_fit
 
 CLASSIFIER_DIR = "classifier"
+DENSE_DIR = "dense"  # the dense fine-tuning's checkpoints
 FCN_FILE = "fcn.json"
 WEIGHTS_FILE = "fcn.pt"
 STAGE = "train@fcn"
@@ -47,9 +47,10 @@ def patch_classifier_config(cfg: DictConfig) -> DictConfig:
 
 
 def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], manifest: Path, pipelines_dir,
-              out_dir: Path, run_id: str) -> dict:
-    """Dense fine-tuning (pipeline.heatmap.dense) in the patch classifier's MLflow run; keeps the
-    weights of the epoch with the lowest dense_val_loss."""
+              out_dir: Path, run_id: str, resume: bool) -> dict:
+    """Dense fine-tuning (pipeline.heatmap.dense) through the same tracked fit as every training, in
+    the patch classifier's MLflow run, in ``out_dir`` (resumable); keeps the weights of the epoch
+    with the lowest dense_val_loss."""
     d, seed = cfg.train.fcn.dense, int(cfg.seed)
     data = DetectionData(manifest, pipelines_dir, int(d.batch_size), int(cfg.train.fcn.num_workers), seed)
     if classes[:-1] != data.classes or classes[-1] != BACKGROUND:
@@ -60,37 +61,38 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
     module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.train.fcn.patch_context), views, float(d.lr),
                          float(d.weight_decay), int(d.epochs), data.steps_per_epoch(), float(d.positive_iou),
                          float(d.negative_iou), seed)
-    logger = open_logger(cfg, STAGE, manifest, run_id)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:  # checkpoints hold absolute paths: not kept
-        checkpoint = ModelCheckpoint(dirpath=tmp, filename="best", monitor="dense_val_loss", mode="min",
-                                     enable_version_counter=False)
-        trainer = L.Trainer(max_epochs=int(d.epochs), logger=logger, callbacks=[checkpoint], default_root_dir=tmp,
-                            num_sanity_val_steps=0, **trainer_settings(cfg))
-        fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
-        trainer.fit(module, datamodule=data)
-        fcn.load_state_dict(project_checkpoint_state(checkpoint.best_model_path))
+    fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
+    trainer, _, checkpoint = tracked_fit(cfg, module, data, out_dir, manifest, STAGE, int(d.epochs), "dense_val_loss",
+                                         "min", {}, {}, resume=resume, run_id=run_id, artifact_folder="dense")
+    fcn.load_state_dict(project_checkpoint_state(out_dir / Path(checkpoint.best_model_path).name))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def train_fcn(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
               resume: bool = False, callbacks=(), preview: str | Path | None = None) -> dict:
     """Writes ``out_dir`` (classifier/, fcn.json, the FCN's weights, run.json) complete or not at all."""
-    if resume or callbacks:
-        raise ValueError("the heatmap network (fcn) trains in one go: it takes no --resume and cannot be swept; "
-                         "run it again without them")
-    with resumable_dir(out_dir, False, rank_zero_only.rank == 0) as work:
-        return fit_fcn(cfg, Path(manifest), pipelines_dir, work, preview)
+    if callbacks:
+        raise ValueError("the heatmap network (fcn) cannot be swept: it has no single validation objective")
+    with resumable_dir(out_dir, resume, rank_zero_only.rank == 0) as work:
+        return fit_fcn(cfg, Path(manifest), pipelines_dir, work, preview, resume)
 
 
 def fit_fcn(cfg: DictConfig, manifest: Path, pipelines_dir: str | Path, out_dir: Path,
-            preview: str | Path | None) -> dict:
-    result = train_classifier(patch_classifier_config(cfg), manifest, pipelines_dir, out_dir / CLASSIFIER_DIR,
-                              stage=STAGE, preview=preview)
-    net, info = load_classifier(out_dir / CLASSIFIER_DIR)
+            preview: str | Path | None, resume: bool) -> dict:
+    """The two phases in ``out_dir``; ``resume`` continues the interrupted one (a finished patch
+    classifier is kept as it is)."""
+    classifier_dir = out_dir / CLASSIFIER_DIR
+    if resume and (classifier_dir / "best.ckpt").is_file():
+        result = {"run_id": previous_run_id(classifier_dir), "metrics": {}, "epochs": None}
+    else:
+        result = train_classifier(patch_classifier_config(cfg), manifest, pipelines_dir, classifier_dir,
+                                  resume=resume, stage=STAGE, preview=preview)
+    net, info = load_classifier(classifier_dir)
     fcn = FullyConvolutional(net, info["input_size"])
     dense = {}
     if int(cfg.train.fcn.dense.epochs) > 0:
-        dense = fine_tune(cfg, fcn, info["classes"], manifest, pipelines_dir, out_dir, result["run_id"])
+        dense = fine_tune(cfg, fcn, info["classes"], manifest, pipelines_dir, out_dir / DENSE_DIR, result["run_id"],
+                          resume)
     torch.save(fcn.state_dict(), out_dir / WEIGHTS_FILE)
     g = fcn.geometry
     atomic_write_json(out_dir / FCN_FILE, {**info, "stride": g.stride, "valid": g.valid,
