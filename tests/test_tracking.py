@@ -60,7 +60,7 @@ def test_runs_of_a_dvc_experiment_and_of_a_sweep_trial_are_tagged(tmp_path, monk
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
     monkeypatch.setenv("DVC_EXP_NAME", "brisk-lamb")
-    tags = run_tags("train_classifier", manifest, parent_run_id="abc")
+    tags = run_tags("train@classifier", manifest, parent_run_id="abc")
     assert tags["dvc_experiment"] == "brisk-lamb" and tags[PARENT_TAG] == "abc"
     monkeypatch.delenv("DVC_EXP_NAME")
-    assert "dvc_experiment" not in run_tags("train_classifier", manifest)
+    assert "dvc_experiment" not in run_tags("train@classifier", manifest)

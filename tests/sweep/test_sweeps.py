@@ -137,6 +137,6 @@ def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path):
     zooms = [r.data.params["model.detector.anchors.zooms"] for r in runs]
     assert zooms == ["[1.0, 1.41]", "[0.75, 1.0, 1.3]"]  # ssd, then fastai
     for child in runs:
-        assert child.data.tags["stage"] == "train_detector"
+        assert child.data.tags["stage"] == "train@detector"
         assert child.data.metrics["objective"] == child.data.metrics["eval_val_map_50"]
     assert "anchors@model.detector.anchors" in (sweep_dir / "trials.csv").read_text().splitlines()[0]
