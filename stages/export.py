@@ -19,8 +19,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     checked = export_bundle(args.task, load_params(args.params), args.model, args.manifest, args.metrics, args.out,
                             args.parity)
-    extra = (f", same detections: {checked['same_detections']} ({checked['detections']})"
-             if "same_detections" in checked else "")
+    d = checked.get("detections")  # the detector's only
+    extra = (f"; detections matched {d['matched']} of {d['detections']} ({d['unmatched_near_boundary']} near the "
+             f"threshold or cut), boxes within {d['box_max_abs_diff_px']:.2e} px, scores {d['score_max_abs_diff']:.2e}"
+             if d else "")
     print(f"export {args.task}: {args.out}; onnxruntime vs PyTorch max |diff| {checked['onnx_max_abs_diff']:.2e}, "
           f"TorchScript {checked['torchscript_max_abs_diff']:.2e}{extra}")
     if "registry" in checked:

@@ -22,6 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.data.manifest import Manifest
+from pipeline.export.detection_parity import compare as compare_detections
+from pipeline.export.detection_parity import failures as detection_failures
 from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
@@ -33,6 +35,10 @@ from pipeline.tracking import file_sha256, git_commit
 from pipeline.training import RUN_FILE
 
 TOLERANCE = 1e-4  # largest difference allowed between PyTorch and the exported graphs' outputs
+
+
+class ParityError(ValueError):
+    """The exported graph does not compute what the trained model does (one line for the user)."""
 SAMPLES = 8
 
 
@@ -188,38 +194,36 @@ def parity(ex: Exportable, out: Path) -> dict:
             shapes.append(list(x.shape))
     result = {"onnx_max_abs_diff": onnx_diff, "torchscript_max_abs_diff": script_diff, "inputs": shapes,
               "tolerance": TOLERANCE}
+    result["failed"] = [f"{k} {result[k]:.3g} > {TOLERANCE}" for k in ("onnx_max_abs_diff", "torchscript_max_abs_diff")
+                        if result[k] > TOLERANCE]
     if ex.spec["task"] == "detector":
-        result.update(detection_parity(ex, session))
-    failed = [k for k in ("onnx_max_abs_diff", "torchscript_max_abs_diff") if result[k] > TOLERANCE]
-    if failed or not result.get("same_detections", True):
-        raise RuntimeError(f"export parity failed for the {ex.spec['task']}: {result}")
+        result["detections"] = detection_parity(ex, session)
+        result["failed"] += detection_failures(result["detections"])
     return result
 
 
 def detection_parity(ex: Exportable, session) -> dict:
-    """Torchvision post-processing of eager PyTorch's outputs vs numpy post-processing of
-    onnxruntime's: the same boxes (within 1e-3 px), labels and scores."""
+    """Torchvision post-processing of eager PyTorch's outputs vs `predict`'s numpy post-processing of
+    onnxruntime's, on every example batch, compared as pipeline.export.detection_parity says."""
     from pipeline.detect.postprocess import detections as torch_detections
     from pipeline.predict.postprocess import detections as numpy_detections
     from pipeline.predict.postprocess import settings
 
     graph, post = ex.graph, settings(ex.spec["postprocessing"])
     size = tuple(ex.spec["preprocessing"]["input_size"])
-    x = ex.inputs[0]
-    logits, deltas = graph.net(torch.from_numpy(x))
-    reference = torch_detections(logits, deltas, graph.anchors, graph.coder, size, **post)
-    scores, boxes = session.run(None, {"images": x})
-    same, box_diff, count = True, 0.0, 0
-    for ref, s, b in zip(reference, scores, boxes):
-        got = numpy_detections(s, b, size, **post)
-        count += len(ref["boxes"])
-        if len(got["boxes"]) != len(ref["boxes"]) or not np.array_equal(got["labels"], ref["labels"].numpy()):
-            same = False
-            continue
-        if len(got["boxes"]):
-            box_diff = max(box_diff, float(np.abs(got["boxes"] - ref["boxes"].numpy()).max()))
-    same = same and box_diff <= 1e-3
-    return {"same_detections": same, "detections": count, "detection_box_max_abs_diff_px": box_diff}
+    reference, candidate, raw_reference, raw_candidate = [], [], [], []
+    pixels = torch.tensor([size[0], size[1], size[0], size[1]], dtype=torch.float32)
+    for x in ex.inputs:
+        logits, deltas = graph.net(torch.from_numpy(x))
+        reference += [{k: v.numpy() for k, v in found.items()}
+                      for found in torch_detections(logits, deltas, graph.anchors, graph.coder, size, **post)]
+        raw_reference += [{"boxes": (graph.coder.decode(d, graph.anchors) / graph.scale * pixels).numpy(),
+                           "scores": torch.sigmoid(lg).numpy()} for lg, d in zip(logits, deltas)]
+        scores, boxes = session.run(None, {"images": x})
+        candidate += [numpy_detections(s, b, size, **post) for s, b in zip(scores, boxes)]
+        raw_candidate += [{"boxes": b * pixels.numpy(), "scores": s} for s, b in zip(scores, boxes)]
+    return compare_detections(reference, candidate, post["score_threshold"], post["max_detections"],
+                              (raw_reference, raw_candidate))
 
 
 def sample_picture(bundle: Bundle, images: list[np.ndarray]):
@@ -267,6 +271,10 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
         strip_onnx_debug_info(out / ONNX_FILE)
         save_torchscript(ex, out / TORCHSCRIPT_FILE)
         checked = parity(ex, out)
+        if checked["failed"]:  # the report is kept for the user; no bundle is written
+            atomic_write_json(parity_path, checked)
+            raise ParityError(f"export {task}: parity failed: {'; '.join(checked['failed'])} "
+                              f"(the full report is in {parity_path})")
         atomic_write_json(out / BUNDLE_FILE, spec)
         sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
         atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out),
