@@ -77,3 +77,16 @@ class TransferSchedule:
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class HeadOnFeatures:
+    """LightningModule mixin: the network's logits for a batch of images, or for the backbone's
+    cached features (the frozen phase trains the head on those)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        if "features" in batch:
+            return self.net.head(batch["features"])
+        return self.net(batch["images"])

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline.models.classifier import ClassifierNet
-from pipeline.transfer import SeededSteps, TransferSchedule
+from pipeline.transfer import HeadOnFeatures, SeededSteps, TransferSchedule
 
 
 def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
@@ -26,7 +26,7 @@ def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-class ClassifierModule(SeededSteps, TransferSchedule, L.LightningModule):
+class ClassifierModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.LightningModule):
     # every setting comes from conf/ (train.classifier) through pipeline.classify.train: no defaults here
     def __init__(self, net: ClassifierNet, classes: list[str], lr: float, weight_decay: float, lr_mult,
                  freeze_epochs: int, epochs: int, schedule: str, weights: torch.Tensor | None, label_smoothing: float,
@@ -46,14 +46,6 @@ class ClassifierModule(SeededSteps, TransferSchedule, L.LightningModule):
         })
 
     # --- steps ------------------------------------------------------------------------------
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-    def logits(self, batch: dict) -> torch.Tensor:
-        if "features" in batch:
-            return self.net.head(batch["features"])
-        return self.net(batch["images"])
-
     def shared_step(self, batch: dict, split: str) -> torch.Tensor:
         logits = self.logits(batch)
         labels = batch["labels"]

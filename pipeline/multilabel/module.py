@@ -9,10 +9,10 @@ from torch import nn
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
 
 from pipeline.models.classifier import ClassifierNet
-from pipeline.transfer import SeededSteps, TransferSchedule
+from pipeline.transfer import HeadOnFeatures, SeededSteps, TransferSchedule
 
 
-class MultiLabelModule(SeededSteps, TransferSchedule, L.LightningModule):
+class MultiLabelModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.LightningModule):
     # every setting comes from conf/ (train.multilabel) through pipeline.multilabel.train
     def __init__(self, net: ClassifierNet, classes: list[str], lr: float, weight_decay: float, lr_mult,
                  freeze_epochs: int, epochs: int, schedule: str, pos_weight: torch.Tensor | None, seed: int,
@@ -30,14 +30,6 @@ class MultiLabelModule(SeededSteps, TransferSchedule, L.LightningModule):
             for name, metric in (("map", MultilabelAveragePrecision(k, average="macro")),
                                  ("f1", MultilabelF1Score(k, average="macro")))
         })
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-    def logits(self, batch: dict) -> torch.Tensor:
-        if "features" in batch:
-            return self.net.head(batch["features"])
-        return self.net(batch["images"])
 
     def shared_step(self, batch: dict, split: str) -> torch.Tensor:
         logits = self.logits(batch)

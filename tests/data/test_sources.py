@@ -99,3 +99,13 @@ def test_symlinked_image_folder_is_not_mistaken_for_path_traversal(tmp_path):
     stats, manifest = run_prepare(tmp_path, format="voc", root=str(tmp_path / "src"))
     assert (stats["accepted"], stats["rejected"]) == (3, 0)
     assert sorted(s.id for s in manifest.samples) == sorted(f"images/{t.name}" for t in truths)
+
+
+def test_csv_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """Spreadsheet tools start a UTF-8 CSV with a byte-order mark: the first column is still `filename`."""
+    truths = make_truths(n=3)
+    WRITERS["csv"](tmp_path / "src", truths)
+    path = tmp_path / "src" / "annotations.csv"
+    path.write_text("\ufeff" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    stats, manifest = run_prepare(tmp_path, format="csv", root=str(tmp_path / "src"))
+    assert (stats["found"], stats["accepted"], stats["rejected"]) == (3, 3, 0)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pipeline.data.records import Record
 from pipeline.io.images import is_image_file
@@ -104,3 +105,16 @@ def read_paired(cfg, root: Path, images_dir: Path, labels_dir: Path, parse_label
                 "add the image or delete the label file",
             )))
     return records
+
+
+def csv_rows(path: Path, columns: tuple[str, ...], layout: str) -> Iterator[tuple[int, dict]]:
+    """(line number, row) of a CSV annotation file whose header must hold ``columns``. A UTF-8
+    byte-order mark (spreadsheet tools write one) is not part of the first column's name."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found; expected {layout}")
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}; expected the header {','.join(columns)}")
+        yield from enumerate(reader, start=2)

@@ -6,11 +6,10 @@ The layout of the multi-label lesson of fast.ai (the planet and Pascal VOC label
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import image_record, orphan_images
+from pipeline.data.sources.common import csv_rows, image_record, orphan_images
 
 TASK = "multilabel"
 LAYOUT = "images/ with the pictures and labels.csv with the header filename,labels (labels separated by spaces)"
@@ -20,29 +19,21 @@ COLUMNS = ("filename", "labels")
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
     images_dir = root / cfg.images_dir
     ann_name = cfg.annotation_file
-    ann_path = root / ann_name
-    if not ann_path.is_file():
-        raise FileNotFoundError(f"{ann_path}: multi-label CSV not found; expected {LAYOUT}")
     records: dict[str, Record] = {}
-    with ann_path.open(newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets start with a byte-order mark
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{ann_path}: missing columns {missing}; expected the header {','.join(COLUMNS)}")
-        for n, row in enumerate(reader, start=2):
-            name = (row["filename"] or "").strip()
-            if not name:
-                key = f"{ann_name}:line {n}"
-                records[key] = Record(key=key, annotation=ann_name, problem=(
-                    "bad_annotation", f"{ann_name} line {n}: empty filename; name the image or delete the row"))
-                continue
-            record = image_record(root, images_dir, name, ann_name)
-            if record.key in records:
-                records[record.key].problem = ("bad_annotation", f"{ann_name} line {n}: {name} is listed twice; "
-                                               "give each image one row with all its labels")
-                continue
-            record.labels = sorted(set((row["labels"] or "").split()))
-            records[record.key] = record
+    for n, row in csv_rows(root / ann_name, COLUMNS, LAYOUT):
+        name = (row["filename"] or "").strip()
+        if not name:
+            key = f"{ann_name}:line {n}"
+            records[key] = Record(key=key, annotation=ann_name, problem=(
+                "bad_annotation", f"{ann_name} line {n}: empty filename; name the image or delete the row"))
+            continue
+        record = image_record(root, images_dir, name, ann_name)
+        if record.key in records:
+            records[record.key].problem = ("bad_annotation", f"{ann_name} line {n}: {name} is listed twice; "
+                                           "give each image one row with all its labels")
+            continue
+        record.labels = sorted(set((row["labels"] or "").split()))
+        records[record.key] = record
     found = list(records.values())
     found += orphan_images(root, images_dir, [r.image for r in found if r.image], f"not listed in {ann_name}",
                            cfg.allow_unannotated)
