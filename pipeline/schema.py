@@ -41,6 +41,7 @@ class Data:
     allow_unannotated: bool = MISSING
     exif_box_frame: str = MISSING
     duplicates: str = MISSING
+    class_case: str = MISSING  # keep | merge: class names that differ only in case
     max_image_pixels: int = MISSING
     boxes: BoxRules = MISSING
     split: SplitRatios = MISSING

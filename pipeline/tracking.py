@@ -32,11 +32,11 @@ def project_path(path: str | Path) -> Path:
 
 def tracking_uri(cfg) -> str:
     """The tracking URI: config, else $MLFLOW_TRACKING_URI, else the local SQLite store."""
-    if cfg.get("tracking_uri"):
+    if cfg.tracking_uri:
         return str(cfg.tracking_uri)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    store = project_path(cfg.get("local_store", "mlruns/mlflow.db"))
+    store = project_path(cfg.local_store)
     store.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store}"
 
@@ -65,13 +65,35 @@ def artifact_location(cfg, uri: str) -> str | None:
     return root.as_uri()
 
 
+REACHABLE_TIMEOUT = 5.0  # seconds a tracking server has to answer before training starts
+
+
+def check_reachable(uri: str) -> None:
+    """A tracking server that does not answer is one line before any training, not minutes of
+    MLflow's retries and a traceback after it. Only http(s) URIs are servers."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACHABLE_TIMEOUT).close()
+    except urllib.error.HTTPError:
+        return  # it answered (a server without /health, or behind authentication): reachable
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(f"MLflow tracking server {redact(uri)} is not reachable ({reason}); start it, or unset "
+                         "logger.tracking_uri and $MLFLOW_TRACKING_URI to log to the project's local store") from None
+
+
 def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
     """(tracking URI, experiment id), creating the experiment on first use."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(cfg)
-    name = name or cfg.get("experiment", "cv-pipeline")
+    name = name or cfg.experiment
+    check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(name)
     if found is not None:

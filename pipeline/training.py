@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
-from pipeline.tracking import ensure_experiment, flat_params, redacted, run_tags, tracking_uri
+from pipeline.tracking import check_reachable, ensure_experiment, flat_params, redacted, run_tags, tracking_uri
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
@@ -85,6 +85,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     KILLED (interrupted) or FAILED (an error). ``run_id``: a later phase of one training, logged to
     that (earlier phase's) run, its files under ``artifact_folder``. Returns (trainer, logger, checkpoint callback)."""
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
+    check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
         end_abandoned_run(cfg, partial_dir(out_dir))
     with resumable_dir(out_dir, resume, primary) as work:

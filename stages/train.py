@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from pipeline.cli import training_parser, user_errors
 from pipeline.config import load_params
 from pipeline.tasks import TASKS, get_task
+from pipeline.tracking import check_reachable, tracking_uri
 
 
 @user_errors
@@ -18,9 +19,11 @@ def main(argv=None) -> None:
     parser.add_argument("task", choices=list(TASKS))
     args = parser.parse_args(argv)
     task = get_task(args.task)
+    cfg = load_params(args.params)
+    check_reachable(tracking_uri(cfg.logger))  # a tracking server that is down: one line, before any work
     out = args.out or f"models/{task.name}"
     preview = args.preview or f"reports/augment/{task.augment}_preview.png"
-    result = task.step("train")(load_params(args.params), args.manifest, args.pipelines, out, resume=args.resume,
+    result = task.step("train")(cfg, args.manifest, args.pipelines, out, resume=args.resume,
                                 preview=preview)
     shown = ", ".join(f"{k} {result['metrics'][k]:.4f}" for k in task.trained if k in result["metrics"])
     rank_zero_info(f"train {task.name}: {result['epochs']} epochs, {shown}; MLflow run {result['run_id']}")

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="classify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--model", default="models/classifier", help="folder written by train_classifier")
+    parser.add_argument("--model", default="models/classifier", help="folder written by train@classifier")
     parser.add_argument("--checkpoint", default="best.ckpt")
     parser.add_argument("--json", help="also write {image: {class: probability}} to this file")
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ Outputs (each written atomically)::
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
@@ -39,6 +40,39 @@ def discover_classes(records: list[Record], task: str) -> list[str]:
     if task == "multilabel":
         return sorted({name for r in usable for name in r.labels})
     return sorted({c for r in usable for c in r.box_classes})
+
+
+def record_classes(record: Record) -> list[str]:
+    return [record.label] if record.label else [*record.labels, *record.box_classes]
+
+
+def case_variants(records: list[Record], policy: str) -> list[str]:
+    """Class names that differ only in case (``Cat``, ``cat``): with ``data.class_case: merge`` every
+    variant takes the most frequent spelling (a note says so); with ``keep`` they stay apart and a
+    warning names them with example files."""
+    spellings: dict[str, Counter] = {}
+    examples: dict[str, list[str]] = {}
+    for record in records:
+        for name in record_classes(record):
+            spellings.setdefault(name.lower(), Counter())[name] += 1
+            examples.setdefault(name, []).append(record.annotation or record.key)
+    notes = []
+    for variants in (v for v in spellings.values() if len(v) > 1):
+        chosen = variants.most_common(1)[0][0]
+        listed = ", ".join(f"{name!r} ({n}x, e.g. {examples[name][0]})" for name, n in variants.most_common())
+        if policy == "merge":
+            rename = dict.fromkeys(variants, chosen)
+            for record in records:
+                record.label = rename.get(record.label, record.label)
+                record.labels = sorted({rename.get(n, n) for n in record.labels})
+                record.box_classes = [rename.get(n, n) for n in record.box_classes]
+            notes.append(f"class names {listed} differ only in case: merged as {chosen!r} (data.class_case=merge)")
+        elif policy == "keep":
+            notes.append(f"class names {listed} differ only in case and are kept as different classes; fix the "
+                         "labels, or set data.class_case=merge to merge them")
+        else:
+            raise ValueError(f"data.class_case: {policy!r} is not keep or merge")
+    return notes
 
 
 class ImageWriter:
@@ -70,14 +104,16 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     where = root if root is not None else "the synthetic generator"
     if not records:
         raise DataError(f"{where}: no samples found for format {cfg.format}; expected {source.LAYOUT}")
-    classes = list(cfg.get("classes") or declared or discover_classes(records, source.TASK))
+    notes = case_variants(records, cfg.class_case)
+    classes = list(cfg.classes or declared or discover_classes(records, source.TASK))
     if not classes:
         raise DataError(f"{where}: no class names found; set data.classes")
-    source_info = {"format": cfg.format, "root": str(cfg.get("root")) if root is not None else None}
+    source_info = {"format": cfg.format, "root": str(cfg.root) if root is not None else None}
     with atomic_dir(out_dir) as tmp:
         outcome = validate(records, source.TASK, classes, Policy.from_config(cfg), sink=ImageWriter(tmp),
                            progress=lambda it: tqdm(it, desc="validate", unit="img"))
         assert len(outcome.accepted) + len(outcome.rejected) == len(records)
+        outcome.warnings += notes
         if not outcome.accepted:
             first = "; ".join(r.reason for r in outcome.rejected[:3])
             raise DataError(f"{where}: all {len(records)} samples were rejected, e.g. {first}")

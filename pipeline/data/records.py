@@ -27,7 +27,8 @@ class Record:
     normalized_boxes: bool = False
     declared_size: tuple[int, int] | None = None  # (width, height) the annotation states
     split: str | None = None  # a split fixed by the source (e.g. synthetic scenes)
-    ignored_annotations: int = 0  # e.g. KITTI DontCare regions, counted in the stats
+    ignored_annotations: int = 0  # e.g. KITTI DontCare regions, COCO crowd regions, counted in the stats
+    warnings: list[str] = field(default_factory=list)  # kept, but worth a look (stats.json lists them)
     problem: tuple[str, str] | None = None  # (code, message) found while importing
 
 

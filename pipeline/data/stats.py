@@ -45,7 +45,7 @@ def compute_stats(manifest: Manifest, outcome: Outcome, found: int) -> dict:
                          "per_class": {n: per_class.get(n, 0) for n in names}}
     boxes, image_areas = box_arrays(manifest)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    warnings = []
+    warnings = list(outcome.warnings)
     for name in names:
         in_splits = [sp for sp, info in splits.items()
                      if info["per_class"][name] > 0 and sp in ("train", "val", "test")]

@@ -62,6 +62,7 @@ class Outcome:
     clipped_boxes: int = 0
     ignored_annotations: int = 0
     duplicates_kept: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 class Reject(Exception):
@@ -173,6 +174,7 @@ def validate(records: Iterable[Record], task: str, class_names: list[str], polic
     outcome, seen = Outcome(), {}
     for record in progress(sorted(records, key=lambda r: r.key)):
         outcome.ignored_annotations += record.ignored_annotations
+        outcome.warnings += record.warnings
         try:
             sample, image, n_clipped = validate_record(record, task, classes, policy)
             original = seen.get(sample.sha256)

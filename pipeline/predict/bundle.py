@@ -14,6 +14,37 @@ from pipeline.tasks import TASKS
 BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE = "bundle.json", "model.onnx", "model.torchscript.pt"
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
 
+# What `predict` reads from bundle.json, per task (checked before any image is read).
+IMAGE_INPUT = ("preprocessing.input_size", "preprocessing.resize", "preprocessing.pad_fill")
+REQUIRED = {
+    "classifier": IMAGE_INPUT,
+    "multilabel": (*IMAGE_INPUT, "postprocessing.thresholds"),
+    "detector": (*IMAGE_INPUT, "postprocessing.score_threshold", "postprocessing.nms_iou", "postprocessing.top_k",
+                 "postprocessing.max_detections"),
+    "fcn": ("preprocessing.window", "preprocessing.stride", "preprocessing.scales", "preprocessing.mean",
+            "postprocessing.background"),
+}
+COMMON = ("task", "labels", "input", "preprocessing", "postprocessing")
+REEXPORT = "re-export the bundle (dvc repro export@<model>)"
+
+
+def check_spec(spec, path: Path) -> None:
+    """One clear error for a bundle.json that `predict` cannot use: not an object, an unknown task or a
+    missing key."""
+    fix = REEXPORT
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: not a JSON object; {fix}")
+    if spec.get("task") not in TASKS:
+        raise ValueError(f"{path}: task {spec.get('task')!r} is not one of {', '.join(TASKS)}; {fix}")
+    for key in (*COMMON, *REQUIRED[spec["task"]]):
+        node = spec
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"{path}: missing key '{key}' (a {spec['task']} bundle needs it); {fix}")
+            node = node[part]
+    if not isinstance(spec["labels"], list) or not spec["labels"]:
+        raise ValueError(f"{path}: 'labels' must be a non-empty list of class names; {fix}")
+
 
 @dataclass
 class Bundle:
@@ -29,12 +60,26 @@ class Bundle:
         path = root / BUNDLE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: {root} is not a bundle (make one with `dvc repro export`)")
-        spec = json.loads(path.read_text())
-        if spec.get("task") not in TASKS:
-            raise ValueError(f"{path}: task {spec.get('task')!r} is not one of {', '.join(TASKS)}")
+        try:
+            spec = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
+        check_spec(spec, path)
+        model = root / ONNX_FILE
+        if not model.is_file():
+            raise FileNotFoundError(f"{model} not found: the bundle is incomplete; re-export it")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(root / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...) share no base
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{model}: ONNX Runtime cannot load it ({reason}); the file is damaged or not "
+                             "a model: re-export the bundle") from None
+        inputs = [i.name for i in session.get_inputs()]
+        if spec["input"] not in inputs:
+            raise ValueError(f"{path}: input {spec['input']!r} is not the model's input ({', '.join(inputs)}); "
+                             f"{REEXPORT}")
         return cls(root, spec, session)
 
     @property

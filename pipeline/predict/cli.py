@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,10 +45,14 @@ def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
 
 
 class JsonStream:
-    """A JSON object ({...}) or list ([...]) written entry by entry, so memory stays bounded."""
+    """A JSON object ({...}) or list ([...]) written entry by entry, so memory stays bounded. It is
+    written beside ``path`` and takes its name only when the run ends well (:meth:`close`): a failed
+    run leaves no file that looks like a finished result."""
 
     def __init__(self, path: str | Path | None, kind: str):
-        self.file = open(path, "w") if path else None
+        self.path = Path(path) if path else None
+        self.partial = self.path.with_name(f".{self.path.name}.partial") if self.path else None
+        self.file = open(self.partial, "w") if self.partial else None
         self.close_mark, self.first = ("}" if kind == "object" else "]"), True
         if self.file:
             self.file.write("{" if kind == "object" else "[")
@@ -63,6 +68,12 @@ class JsonStream:
         if self.file:
             self.file.write(f"\n{self.close_mark}\n")
             self.file.close()
+            os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        if self.file:
+            self.file.close()
+            self.partial.unlink(missing_ok=True)
 
 
 class Progress:
@@ -150,12 +161,28 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
                     draw.heatmap_picture(px, probs, labels, background).save(out / f"{path.stem}_heatmap.png")
             done += len(group)
             progress.advance(done + len(failed))
-    finally:
-        stream.close()
+    except BaseException:
+        stream.discard()
+        raise
+    stream.close()
     progress.advance(done + len(failed), final=True)
     if failed:
         print(f"predict: {len(failed)} of {total} images could not be read (listed above)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def at_least(low: int):
+    """An argparse type: an integer >= ``low`` (``--batch 0`` is an error, not batch 1)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    return parse
 
 
 def main(argv=None) -> int:
@@ -166,15 +193,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="classifier: {image: {class: p}}; multilabel: {image: {class above its "
                         "threshold: p}}; detector: COCO results; fcn: peaks")
     parser.add_argument("--out", help="folder for pictures (detector boxes, fcn heatmap overlays)")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    parser.add_argument("--batch", type=at_least(1), default=16, help="images per ONNX Runtime call")
+    parser.add_argument("--threads", type=at_least(0), default=0, help="onnxruntime threads (0: its default)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+    parser.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
                         help="larger images are refused as possible decompression bombs")
     args = parser.parse_args(argv)
     try:
         bundle = Bundle.load(args.bundle, args.threads)
-        return run(bundle, args.inputs, args.json, args.out, max(1, args.batch), args.quiet, args.max_pixels)
+        return run(bundle, args.inputs, args.json, args.out, args.batch, args.quiet, args.max_pixels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

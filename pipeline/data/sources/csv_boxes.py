@@ -21,7 +21,12 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
     ann_name = cfg.annotation_file
     by_name: dict[str, Record] = {}
     for n, row in csv_rows(root / ann_name, COLUMNS, LAYOUT):
-        name = row["filename"].strip()
+        name = (row["filename"] or "").strip()
+        if not name:
+            key = f"{ann_name}:line {n}"
+            by_name[key] = Record(key=key, annotation=ann_name, problem=(
+                "bad_annotation", f"{ann_name} line {n}: empty filename; name the image or delete the row"))
+            continue
         record = by_name.get(name)
         if record is None:
             record = by_name[name] = image_record(root, images_dir, name, ann_name)
@@ -31,9 +36,14 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
         except (TypeError, ValueError):
             record.problem = record.problem or ("bad_annotation", f"{ann_name} line {n}: non-numeric size or corner")
             continue
+        label = (row["class"] or "").strip()
+        if not label:
+            record.problem = record.problem or ("bad_annotation", f"{ann_name} line {n}: empty class; name the "
+                                                "object's class or delete the row")
+            continue
         record.declared_size = size if min(size) > 0 else None
         record.boxes.append(box)
-        record.box_classes.append(row["class"].strip())
+        record.box_classes.append(label)
     records = list(by_name.values())
     records += orphan_images(root, images_dir, [r.image for r in records if r.image],
                              f"not listed in {ann_name}", cfg.allow_unannotated)

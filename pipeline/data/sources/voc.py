@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.data.records import Record
 from pipeline.data.sources.common import image_record, orphan_images, relkey
+from pipeline.io.images import is_image_file
 
 TASK = "detection"
 LAYOUT = "images/ with the pictures and annotations/ with one Pascal VOC .xml per image"
@@ -23,15 +24,27 @@ def _number(node, tag: str) -> float:
     return float(text)
 
 
+def same_stem_image(xml_path: Path, images_dir: Path) -> Path | None:
+    """The one image named like the annotation file (VOC pairs them by name), if there is one."""
+    found = [p for p in images_dir.glob(f"{xml_path.stem}.*") if is_image_file(p)] if images_dir.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
 def parse(xml_path: Path, root: Path, images_dir: Path) -> Record:
     annotation = relkey(xml_path, root)
+    paired = same_stem_image(xml_path, images_dir)
     try:
         tree = ET.parse(xml_path).getroot()
-    except ET.ParseError as exc:
-        return Record(key=annotation, annotation=annotation,
-                      problem=("bad_annotation", f"{annotation}: not valid XML ({exc})"))
-    name = tree.findtext("filename") or ""
-    record = image_record(root, images_dir, name.strip(), annotation)
+    except ET.ParseError as exc:  # the image it annotates gets the reason (not "no annotation found")
+        key = relkey(paired, root) if paired else annotation
+        return Record(key=key, image=paired, annotation=annotation,
+                      problem=("bad_annotation", f"{annotation}: not well-formed XML ({exc}); fix the file"))
+    name = (tree.findtext("filename") or "").strip()
+    record = image_record(root, images_dir, name, annotation)
+    if record.problem and record.problem[0] == "annotation_without_image" and paired is not None:
+        record = Record(key=relkey(paired, root), image=paired, annotation=annotation,
+                        warnings=[f"{annotation}: <filename> {name!r} names no image; paired with "
+                                  f"{relkey(paired, root)} by the annotation's own name"])
     size = tree.find("size")
     if size is not None:
         try:

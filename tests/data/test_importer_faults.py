@@ -1,0 +1,162 @@
+"""Faulty annotations each end as a quarantine entry naming the file (and the annotation or line)
+and the fix, or a warning in stats.json; found = accepted + rejected always; nothing good is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from pipeline.config import compose
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import add, make_truths, noise_image, prepare_voc, write_coco, write_csv, write_folders, write_image
+
+
+def prepared(tmp_path: Path, root: Path, fmt: str, **policy):
+    stats, manifest, rejected = prepare_voc(tmp_path, root, fmt, **policy)
+    assert stats["found"] == stats["accepted"] + stats["rejected"] == len(manifest.samples) + len(rejected)
+    assert stats["rejected_by_code"] == dict(Counter(r["code"] for r in rejected.values()))
+    return stats, manifest, rejected
+
+
+def coco(root: Path) -> dict:
+    return json.loads((root / "annotations.json").read_text())
+
+
+def test_coco_segmentation_without_bbox_takes_the_polygons_extent(tmp_path):
+    truths = make_truths(n=3)
+    write_coco(tmp_path / "src", truths)
+    data = coco(tmp_path / "src")
+    ann = data["annotations"][0]
+    x, y, w, h = ann.pop("bbox")
+    ann["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    data["annotations"].append({"id": 99, "image_id": 3, "category_id": 10, "segmentation": {"counts": "x"}})
+    (tmp_path / "src/annotations.json").write_text(json.dumps(data))
+    stats, manifest, rejected = prepared(tmp_path, tmp_path / "src", "coco")
+    first = next(s for s in manifest.samples if s.origin == f"images/{truths[0].name}")
+    assert first.boxes[0] == [round(v, 3) for v in truths[0].boxes[0]]
+    (only,) = rejected.values()  # an annotation with neither: its image, with the annotation's id
+    assert only["code"] == "bad_annotation" and "annotation 99 of image id 3" in only["reason"]
+    assert stats["accepted"] == 2
+
+
+def test_coco_images_sharing_an_id_are_rejected_by_id(tmp_path):
+    truths = make_truths(n=4)
+    write_coco(tmp_path / "src", truths)
+    data = coco(tmp_path / "src")
+    data["images"][1]["id"] = data["images"][0]["id"]
+    (tmp_path / "src/annotations.json").write_text(json.dumps(data))
+    stats, manifest, rejected = prepared(tmp_path, tmp_path / "src", "coco")
+    by_id = {k: r for k, r in rejected.items() if r["code"] == "bad_annotation"}
+    assert set(by_id) == {f"images/{truths[0].name}", f"images/{truths[1].name}"}
+    assert all("image id 1 is given to 2 images" in r["reason"] for r in by_id.values())
+    orphans = {k for k, r in rejected.items() if r["code"] == "annotation_without_image"}
+    assert len(orphans) == len(truths[1].boxes)  # image id 2 is gone: its annotations say so
+    assert stats["accepted"] == 2 and {s.origin for s in manifest.samples} == {f"images/{t.name}" for t in truths[2:]}
+
+
+def test_coco_crowd_regions_are_ignored_and_counted(tmp_path):
+    truths = make_truths(n=3)
+    write_coco(tmp_path / "src", truths)
+    data = coco(tmp_path / "src")
+    data["annotations"][0]["iscrowd"] = 1
+    (tmp_path / "src/annotations.json").write_text(json.dumps(data))
+    stats, manifest, _ = prepared(tmp_path, tmp_path / "src", "coco")
+    assert stats["ignored_annotations"] == 1 and stats["accepted"] == 3
+    assert stats["boxes"]["count"] == sum(len(t.boxes) for t in truths) - 1
+
+
+def test_csv_byte_order_mark_empty_class_and_empty_filename(tmp_path):
+    truths = make_truths(n=3)
+    write_csv(tmp_path / "src", truths)
+    path = tmp_path / "src/annotations.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(f",{truths[0].classes[0]},", ",,")
+    lines.append(",64,48,cat,1,1,9,9")
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    stats, manifest, rejected = prepared(tmp_path, tmp_path / "src", "csv")
+    assert "" not in manifest.classes
+    by_code = {r["code"]: r for r in rejected.values()}
+    assert set(rejected) == {f"images/{truths[0].name}", f"annotations.csv:line {len(lines)}"}
+    assert "line 2: empty class" in rejected[f"images/{truths[0].name}"]["reason"]
+    assert "empty filename" in rejected[f"annotations.csv:line {len(lines)}"]["reason"]
+    assert set(by_code) == {"bad_annotation"} and stats["accepted"] == 2
+
+
+def test_voc_class_names_differing_in_case_are_reported_or_merged(tmp_path):
+    root = tmp_path / "src"
+    add(root, "a.png", noise_image(64, 48, 1), classes=["Cat"])
+    add(root, "b.png", noise_image(64, 48, 2), classes=["cat"])
+    add(root, "c.png", noise_image(64, 48, 3), classes=["cat"])
+    stats, manifest, _ = prepared(tmp_path / "keep", root, "voc", classes=None)
+    assert manifest.classes == ["Cat", "cat"]
+    (warning,) = [w for w in stats["warnings"] if "differ only in case" in w]
+    assert "'cat' (2x" in warning and "'Cat' (1x, e.g. annotations/a.xml)" in warning and "class_case=merge" in warning
+    stats, manifest, _ = prepared(tmp_path / "merge", root, "voc", classes=None, class_case="merge")
+    assert manifest.classes == ["cat"] and stats["splits"]
+    assert any("merged as 'cat'" in w for w in stats["warnings"])
+
+
+def test_voc_broken_xml_or_a_wrong_filename_is_reported_on_the_image(tmp_path):
+    root = tmp_path / "src"
+    for i in range(3):
+        add(root, f"good_{i}.png", noise_image(64, 48, i))
+    write_image(root / "images/broken.png", noise_image(64, 48, 7))
+    (root / "annotations/broken.xml").write_text("<annotation><filename>broken.png</filename>")
+    add(root, "renamed.png", noise_image(64, 48, 8))
+    xml = (root / "annotations/renamed.xml").read_text()
+    (root / "annotations/renamed.xml").write_text(xml.replace("<filename>renamed.png", "<filename>IMG_0001.png"))
+    stats, manifest, rejected = prepared(tmp_path, root, "voc")
+    assert list(rejected) == ["images/broken.png"]  # once, on the image, with the real reason
+    assert "annotations/broken.xml: not well-formed XML" in rejected["images/broken.png"]["reason"]
+    assert "images/renamed.png" in {s.origin for s in manifest.samples}
+    assert any("annotations/renamed.xml: <filename> 'IMG_0001.png' names no image; paired with images/renamed.png"
+               in w for w in stats["warnings"])
+
+
+def test_image_folders_root_image_and_empty_class_folder(tmp_path):
+    root = tmp_path / "src"
+    write_folders(root, {"cat": 3, "dog": 3})
+    (root / "bird").mkdir()
+    write_image(root / "stray.png", noise_image(32, 32, 99))
+    stats, manifest, rejected = prepared(tmp_path, root, "folders")
+    assert rejected["stray.png"]["code"] == "no_class_folder" and "move it into" in rejected["stray.png"]["reason"]
+    assert manifest.classes == ["cat", "dog"] and stats["found"] == 7
+    assert any("bird: empty class folder; class 'bird' is left out" in w for w in stats["warnings"])
+
+
+def test_an_unreachable_tracking_server_is_one_line_before_any_work(tiny_data, tmp_path):
+    cfg = compose(["data=synthetic_tiny", "logger.tracking_uri=http://127.0.0.1:9"])
+    OmegaConf.save(cfg, tmp_path / "params.yaml")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "stages/train.py", "classifier", "--params", str(tmp_path / "params.yaml"),
+                           "--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines",
+                           str(tiny_data / "augment"), "--out", str(tmp_path / "model")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - start < 60  # no minutes of retries (the check itself: the next test)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        "error: MLflow tracking server http://127.0.0.1:9 is not reachable ([Errno 111] Connection refused); start "
+        "it, or unset logger.tracking_uri and $MLFLOW_TRACKING_URI to log to the project's local store"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]  # no model, no work folder
+
+
+def test_a_server_that_accepts_but_never_answers_is_refused_within_ten_seconds():
+    import socket
+
+    import pytest
+
+    from pipeline.tracking import check_reachable
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections queue, nothing ever answers
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        with pytest.raises(ValueError, match=f"MLflow tracking server {uri} is not reachable .*timed out"):
+            check_reachable(uri)
+        assert time.monotonic() - start < 10
