@@ -300,6 +300,7 @@ class Logger:
     experiment: str = MISSING
     log_every_n_steps: int = MISSING
     progress_bar: bool = MISSING
+    system_metrics_seconds: float = MISSING  # between samples of CPU, memory ... use; 0: not logged
     # set by `sweep` for each trial (null otherwise): the parent run, the run's name and tags
     parent_run_id: Optional[str] = MISSING
     run_name: Optional[str] = MISSING

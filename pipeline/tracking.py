@@ -65,6 +65,8 @@ def artifact_location(cfg, uri: str) -> str | None:
     return root.as_uri()
 
 
+# MLflow 3's UI opens an experiment on its GenAI overview unless it is tagged as model development
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 REACHABLE_TIMEOUT = 5.0  # seconds a tracking server has to answer before training starts
 
 
@@ -96,15 +98,16 @@ def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
     check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return uri, found.experiment_id
-    try:
-        return uri, client.create_experiment(name, artifact_location=artifact_location(cfg, uri))
-    except MlflowException:  # created meanwhile by a parallel run
+    if found is None:
+        try:
+            client.create_experiment(name, artifact_location=artifact_location(cfg, uri),
+                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:  # created meanwhile by a parallel run
+            pass
         found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return uri, found.experiment_id
+    if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made before this tag
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return uri, found.experiment_id
 
 
 def git_commit(cwd: str | Path = ".") -> str:
@@ -136,6 +139,16 @@ def source_name() -> str:
         return script.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return redact(str(script))
+
+
+def run_label(cfg, stage: str) -> str:
+    """A run name that tells runs apart in MLflow's list: dataset, model (and network), and the DVC
+    experiment when there is one, e.g. ``raccoon · detector ssd_tf_efficientnet_lite0 · exp-dazed-lamb``."""
+    task = stage.partition("@")[2] or stage
+    section = cfg.model[task] if task in cfg.model else None
+    network = "" if section is None else f" {section.name}" if "name" in section else f" ssd_{section.backbone}"
+    parts = [str(cfg.data.name), f"{task}{network}", os.environ.get("DVC_EXP_NAME", "")]
+    return " · ".join(p for p in parts if p)
 
 
 def run_tags(stage: str, manifest_path: str | Path, parent_run_id: str | None = None) -> dict[str, str]:
@@ -182,3 +195,20 @@ def flat_params(cfg, prefix: str = "") -> dict[str, str]:
             flat[key] = redact(str(node))
     walk(container, prefix)
     return flat
+
+
+def log_dataset(client, run_id: str, data_cfg, manifest_path: str | Path) -> None:
+    """The training's input dataset on its run (MLflow's Dataset column and filter): name, source,
+    digest of the manifest and the images per split."""
+    import json as json_module
+
+    from mlflow.entities import Dataset, DatasetInput
+
+    from pipeline.data.manifest import Manifest
+
+    manifest = Manifest.read(manifest_path)
+    splits = {name: len(manifest.split(name)) for name in manifest.split_names()}
+    dataset = Dataset(name=str(data_cfg.name), digest=file_sha256(manifest_path)[:16], source_type="local",
+                      source=json_module.dumps({"format": str(data_cfg.format), "root": redact(str(data_cfg.root))}),
+                      profile=json_module.dumps({"task": manifest.task, "classes": len(manifest.classes), **splits}))
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset)])

@@ -19,7 +19,16 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
-from pipeline.tracking import check_reachable, ensure_experiment, flat_params, redacted, run_tags, tracking_uri
+from pipeline.tracking import (
+    check_reachable,
+    ensure_experiment,
+    flat_params,
+    log_dataset,
+    redacted,
+    run_label,
+    run_tags,
+    tracking_uri,
+)
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
@@ -32,7 +41,7 @@ def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None)
     uri, _ = ensure_experiment(cfg.logger)
     tags = None if run_id else redacted({**run_tags(stage, manifest, cfg.logger.parent_run_id), **cfg.logger.tags})
     return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
-                        run_name=cfg.logger.run_name or stage, tags=tags, run_id=run_id)
+                        run_name=cfg.logger.run_name or run_label(cfg, stage), tags=tags, run_id=run_id)
 
 
 def previous_run_id(out_dir: Path) -> str | None:
@@ -96,6 +105,8 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
             if not resuming and run_id is None:
                 logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
                 logger.log_hyperparams({f"derived.{k}": v for k, v in derived.items()})
+                if primary:
+                    log_dataset(logger.experiment, logger.run_id, cfg.data, manifest)
             if primary:
                 atomic_write_json(work / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
                 atomic_write_json(work / MODEL_FILE, model_info)
@@ -112,12 +123,32 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
             trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
                                 reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
                                 num_sanity_val_steps=0, **trainer_settings(cfg))
-            trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
+            with system_metrics(cfg, logger, primary, resuming or run_id is not None):
+                trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
             if trainer.is_global_zero:
                 for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
                     if Path(path).is_file():
                         logger.experiment.log_artifact(logger.run_id, str(path), artifact_folder)
     return trainer, logger, checkpoint
+
+
+@contextlib.contextmanager
+def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed: bool):
+    """CPU, memory, disk, network (and GPU when pynvml finds one) logged to the run while the block
+    runs, as MLflow's ``system/*`` metrics, every ``logger.system_metrics_seconds`` (0: off)."""
+    seconds = float(cfg.logger.system_metrics_seconds)
+    if not primary or seconds <= 0:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=seconds, resume_logging=resumed,
+                                   tracking_uri=tracking_uri(cfg.logger))
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
 
 
 def trainer_settings(cfg: DictConfig) -> dict:

@@ -1,11 +1,13 @@
+import json
 import os
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
-from pipeline.tracking import ensure_experiment, fluent_tracking_uri, tracking_uri
+from pipeline.tracking import ensure_experiment, file_sha256, fluent_tracking_uri, tracking_uri
 
 
 def logger_cfg(**overrides):
@@ -64,3 +66,25 @@ def test_runs_of_a_dvc_experiment_and_of_a_sweep_trial_are_tagged(tmp_path, monk
     assert tags["dvc_experiment"] == "brisk-lamb" and tags[PARENT_TAG] == "abc"
     monkeypatch.delenv("DVC_EXP_NAME")
     assert "dvc_experiment" not in run_tags("train@classifier", manifest)
+
+
+def test_a_training_run_is_named_and_carries_its_dataset_and_system_metrics(tiny_data, tmp_path):
+    from pipeline.classify.train import train_classifier
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=2",
+                      "train.classifier.freeze_epochs=0", "logger.system_metrics_seconds=0.5")
+    result = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
+    client = MlflowClient(tracking_uri(cfg.logger))
+    run = client.get_run(result["run_id"])
+    assert run.info.run_name == "synthetic_tiny · classifier small_alexnet"
+    assert run.data.tags["stage"] == "train@classifier"
+    (dataset,) = run.inputs.dataset_inputs
+    manifest = tiny_data / "prepared/manifest.json"
+    assert (dataset.dataset.name, dataset.dataset.digest) == ("synthetic_tiny", file_sha256(manifest)[:16])
+    profile = json.loads(dataset.dataset.profile)
+    assert profile["train"] > 0 and profile["val"] > 0 and profile["task"] == "detection"
+    system = [k for k in run.data.metrics if k.startswith("system/")]
+    assert "system/cpu_utilization_percentage" in system and "system/system_memory_usage_megabytes" in system
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
