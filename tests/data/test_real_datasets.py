@@ -1,4 +1,4 @@
-"""The two real datasets in ../shared/datasets through their configs."""
+"""The real datasets in ../shared/datasets through their configs."""
 
 import pytest
 
@@ -30,3 +30,12 @@ def test_dolphins_seahorses_folders_122_accepted(tmp_path, shared_datasets):
     per_class = {name: sum(info["per_class"][name] for info in stats["splits"].values())
                  for name in manifest.classes}
     assert per_class == {"dolphin": 65, "seahorse": 57}
+
+
+def test_bccd_voc_all_292_accepted_with_every_dense_box(tmp_path, shared_datasets):
+    stats, manifest = prepare_option("bccd", shared_datasets / "bccd", tmp_path)
+    assert (stats["found"], stats["accepted"], stats["rejected"]) == (292, 292, 0)
+    assert manifest.classes == ["Platelets", "RBC", "WBC"]
+    per_class = {name: sum(info["per_class"][name] for info in stats["splits"].values()) for name in manifest.classes}
+    assert per_class == {"Platelets": 292, "RBC": 3350, "WBC": 301}  # the dataset's own counts: no box lost
+    assert stats["boxes"]["count"] == 3943 and stats["clipped_boxes"] == 0
