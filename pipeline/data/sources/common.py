@@ -118,3 +118,10 @@ def csv_rows(path: Path, columns: tuple[str, ...], layout: str) -> Iterator[tupl
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; expected the header {','.join(columns)}")
         yield from enumerate(reader, start=2)
+
+
+def unnamed_row(annotation: str, line: int) -> Record:
+    """The quarantine record of a CSV row whose filename cell is empty."""
+    key = f"{annotation}:line {line}"
+    return Record(key=key, annotation=annotation, problem=(
+        "bad_annotation", f"{annotation} line {line}: empty filename; name the image or delete the row"))

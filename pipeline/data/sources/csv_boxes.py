@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import csv_rows, image_record, orphan_images
+from pipeline.data.sources.common import csv_rows, image_record, orphan_images, unnamed_row
 
 TASK = "detection"
 LAYOUT = "images/ with the pictures and annotations.csv with filename,width,height,class,xmin,ymin,xmax,ymax"
@@ -23,9 +23,8 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
     for n, row in csv_rows(root / ann_name, COLUMNS, LAYOUT):
         name = (row["filename"] or "").strip()
         if not name:
-            key = f"{ann_name}:line {n}"
-            by_name[key] = Record(key=key, annotation=ann_name, problem=(
-                "bad_annotation", f"{ann_name} line {n}: empty filename; name the image or delete the row"))
+            record = unnamed_row(ann_name, n)
+            by_name[record.key] = record
             continue
         record = by_name.get(name)
         if record is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import csv_rows, image_record, orphan_images
+from pipeline.data.sources.common import csv_rows, image_record, orphan_images, unnamed_row
 
 TASK = "multilabel"
 LAYOUT = "images/ with the pictures and labels.csv with the header filename,labels (labels separated by spaces)"
@@ -23,9 +23,8 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
     for n, row in csv_rows(root / ann_name, COLUMNS, LAYOUT):
         name = (row["filename"] or "").strip()
         if not name:
-            key = f"{ann_name}:line {n}"
-            records[key] = Record(key=key, annotation=ann_name, problem=(
-                "bad_annotation", f"{ann_name} line {n}: empty filename; name the image or delete the row"))
+            record = unnamed_row(ann_name, n)
+            records[record.key] = record
             continue
         record = image_record(root, images_dir, name, ann_name)
         if record.key in records:
