@@ -17,11 +17,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Task:
     name: str
-    data: tuple[str, ...]      # kinds of prepared data it trains on: classification, detection
+    data: tuple[str, ...]      # kinds of prepared data it trains on: classification, detection, multilabel
     augment: str               # the `augment` section whose pipelines it trains on (its preview is logged)
     train: str                 # (cfg, manifest, pipelines, out, resume, callbacks, preview) -> result dict
     evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables) -> results dict
-    export: str                # (cfg, model_dir, manifest) -> pipeline.export.build.Exportable
+    export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.export.build.Exportable
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     reported: tuple[str, ...]  # evaluation results printed ("*" stands for each split)
     key_metric: tuple[str, ...]  # path in the evaluation metrics; higher is better (registry champion)
