@@ -1,5 +1,5 @@
-"""The heatmap stage: per-class probability maps of the synthetic scenes from the trained FCN
-(``train_fcn``), against the same network run as a batched sliding window at the same stride.
+"""The heatmap evaluation (`evaluate@fcn`): per-class probability maps of the images from the trained
+FCN (`train@fcn`), against the same network run as a batched sliding window at the same stride.
 
 Measured: speed (FCN vs sliding window on the same scenes), agreement of the two maps, pointing
 game (the peak of a class's map falls in a box of that class) and AP@0.5 of boxes taken from the

@@ -1,7 +1,7 @@
 """Train the heatmap network: patch classifier -> FCN with the same maths -> dense fine-tuning.
 
 One MLflow run holds it all (the patch classifier's epochs, then the ``dense_*`` epochs); the
-heatmap stage adds its metrics to the same run. The model folder::
+evaluate@fcn stage adds its metrics to the same run. The model folder::
 
     classifier/   the patch classifier as the classifier stage writes it (best.ckpt, model.json ...)
     dense/        the dense fine-tuning's checkpoints (best.ckpt, last.ckpt: what a resume continues)
@@ -110,7 +110,7 @@ def load_fcn(model_dir: str | Path) -> tuple[FullyConvolutional, dict]:
     model_dir = Path(model_dir)
     path = model_dir / FCN_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: train the heatmap network first (dvc repro train_fcn)")
+        raise FileNotFoundError(f"{path} not found: train the heatmap network first (dvc repro train@fcn)")
     info = json.loads(path.read_text())
     fcn = FullyConvolutional(build_from_info(info), info["input_size"])
     fcn.load_state_dict(torch.load(model_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True))

@@ -1,4 +1,4 @@
-"""Dense fine-tuning: cell targets from boxes, and the train_fcn folder on tiny data."""
+"""Dense fine-tuning: cell targets from boxes, and the train@fcn model folder on tiny data."""
 
 from __future__ import annotations
 
