@@ -81,9 +81,10 @@ class DenseModule(SeededSteps, L.LightningModule):
     ``views``: crop, scales, scale_jitter, object_fraction (see :func:`training_view`).
     """
 
-    def __init__(self, net: FullyConvolutional, background: int, context: float, views: dict,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, epochs: int = 8, steps_per_epoch: int = 1,
-                 positive_iou: float = 0.5, negative_iou: float = 0.3, seed: int = 0):
+    # every setting comes from conf/ (train.fcn.dense) through pipeline.heatmap.train: no defaults here
+    def __init__(self, net: FullyConvolutional, background: int, context: float, views: dict, lr: float,
+                 weight_decay: float, epochs: int, steps_per_epoch: int, positive_iou: float, negative_iou: float,
+                 seed: int):
         super().__init__()
         self.net, self.background, self.context, self.views = net, background, context, dict(views)
         self.lr, self.weight_decay, self.epochs, self.steps_per_epoch = lr, weight_decay, epochs, steps_per_epoch
