@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -29,19 +31,24 @@ from pipeline.tracking import (
     run_tags,
     tracking_uri,
 )
+from pipeline.tracking_offline import JOURNAL, Journal, ResilientMLFlowLogger, guarded
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
 RUNTIME_KEYS = ("logger.tags.", "logger.run_name", "logger.parent_run_id")  # set by a sweep: tags, not params
 
 
-def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None) -> MLFlowLogger:
+def open_logger(cfg: DictConfig, stage: str, manifest: Path, run_id: str | None,
+                journal_dir: Path | None = None) -> ResilientMLFlowLogger:
     """The stage's MLflow run: ``run_id`` resumed, else a new one. A sweep sets (at run time, not
-    in conf/) ``logger.parent_run_id`` to nest it, ``logger.run_name`` and ``logger.tags``."""
+    in conf/) ``logger.parent_run_id`` to nest it, ``logger.run_name`` and ``logger.tags``. With
+    ``journal_dir``, what cannot reach a server that went away is kept there (tracking_offline)."""
     uri, _ = ensure_experiment(cfg.logger)
     tags = None if run_id else redacted({**run_tags(stage, manifest, cfg.logger.parent_run_id), **cfg.logger.tags})
-    return MLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
-                        run_name=cfg.logger.run_name or run_label(cfg, stage), tags=tags, run_id=run_id)
+    logger = ResilientMLFlowLogger(experiment_name=cfg.logger.experiment, tracking_uri=uri,
+                                   run_name=cfg.logger.run_name or run_label(cfg, stage), tags=tags, run_id=run_id)
+    logger.journal_dir = journal_dir
+    return logger
 
 
 def previous_run_id(out_dir: Path) -> str | None:
@@ -100,7 +107,8 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     with resumable_dir(out_dir, resume, primary) as work:
         ckpt = work / "last.ckpt"
         resuming = resume and ckpt.is_file()
-        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else run_id)
+        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else run_id, journal_dir=work)
+        logger.shown_dir = out_dir
         with ended_on_error(logger):
             if not resuming and run_id is None:
                 logger.log_hyperparams({k: v for k, v in flat_params(cfg).items() if not k.startswith(RUNTIME_KEYS)})
@@ -128,7 +136,13 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
             if trainer.is_global_zero:
                 for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
                     if Path(path).is_file():
-                        logger.experiment.log_artifact(logger.run_id, str(path), artifact_folder)
+                        logger.log_artifact(path, artifact_folder)
+                if logger.offline:
+                    atomic_write_json(work / RUN_FILE, {**json.loads((work / RUN_FILE).read_text()),
+                                                        "fully_logged": False, "pending": JOURNAL})
+                    print(f"warning: the MLflow run {logger.run_id} is not fully logged: the server went away during "
+                          f"training; the model is kept, and what was not sent is in {out_dir / JOURNAL} "
+                          f"(send it later: python -m pipeline.tracking_offline {out_dir})", file=sys.stderr)
     return trainer, logger, checkpoint
 
 
@@ -166,8 +180,7 @@ def ended_on_error(logger: MLFlowLogger):
     except BaseException as exc:
         run_id = logger._run_id  # not .run_id, which would start a run
         if rank_zero_only.rank == 0 and run_id is not None:
-            status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
-            logger.experiment.set_terminated(run_id, status)
+            logger.terminate("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise
 
 
@@ -186,11 +199,27 @@ def end_abandoned_run(cfg: DictConfig, work: Path) -> None:
 
 
 def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],
-               folder: str) -> None:
-    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``."""
+               folder: str, pending_dir: str | Path) -> None:
+    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``.
+    When the tracking server is gone, they are kept in ``pending_dir``'s journal (tracking_offline)."""
+    from mlflow.entities import Metric
+
     run_id = json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
-    client = MlflowClient(tracking_uri=tracking_uri(cfg.logger))
-    for name, value in metrics.items():
-        client.log_metric(run_id, name, float(value))
+    uri = tracking_uri(cfg.logger)
+    client = MlflowClient(tracking_uri=uri)
+    journal = Journal(pending_dir)
+    now = int(time.time() * 1000)
+    values = {name: float(value) for name, value in metrics.items()}
+    sent = not values or guarded(uri, journal, run_id,
+                                 lambda: client.log_batch(run_id, [Metric(k, v, now, 0) for k, v in values.items()]),
+                                 "metrics", metrics=values, step=0, timestamp=now)
     for path in artifacts:
-        client.log_artifact(run_id, str(path), artifact_path=folder)
+        if sent:
+            sent = guarded(uri, journal, run_id, lambda p=path: client.log_artifact(run_id, str(p), folder),
+                           "artifact", path=path, folder=folder)
+        else:  # the server is gone: not asked again for each file
+            journal.artifact(run_id, path, folder)
+    if not sent:
+        print(f"warning: MLflow run {run_id} did not receive this stage's results (its server is not answering); "
+              f"they are kept in {journal.path} (send them later: python -m pipeline.tracking_offline {pending_dir})",
+              file=sys.stderr)

@@ -17,34 +17,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def mlflow_server(root: Path, timeout: float = 120):
-    """`mlflow server` on 127.0.0.1 with a SQLite store and its own artifact folder; stopped on exit."""
-    port = free_port()
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with the SQLite store and artifact folder of ``root``: a server
+    started again on the same ``root`` holds the same runs."""
+
+    def __init__(self, root: Path):
+        self.root, self.process, self.url = root, None, None
+
+    def start(self, timeout: float = 120) -> str:
+        port = free_port()
+        self.log = open(self.root / "server.log", "a")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while True:
-            assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+            assert self.process.poll() is None, (self.root / "server.log").read_text()[-3000:]
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
                     if answer.status == 200:
-                        break
+                        return self.url
             except OSError:
                 pass
             assert time.monotonic() < deadline, f"MLflow server not ready in {timeout} s"
             time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+        self.log.close()
+
+
+@contextmanager
+def mlflow_server(root: Path, timeout: float = 120):
+    """A started :class:`MlflowServer`'s URL; the server is stopped on exit."""
+    server = MlflowServer(root)
+    try:
+        yield server.start(timeout)
+    finally:
+        server.stop()

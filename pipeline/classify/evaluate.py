@@ -114,11 +114,12 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
                                                                 tmp / "misclassified_val.png")
     atomic_write_json(metrics_path, results)
     log_to_training_run(cfg, model_dir, results, [reports_dir / p.name for p in sorted(reports_dir.glob("*.png"))]
-                        + [Path(metrics_path)])
+                        + [Path(metrics_path)], reports_dir)
     return results
 
 
-def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, artifacts: list[Path]) -> None:
+def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, artifacts: list[Path],
+                        pending_dir: Path) -> None:
     metrics = {}
     for split, m in results.items():
         metrics[f"eval_{split}_accuracy"] = m["accuracy"]
@@ -126,4 +127,4 @@ def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, a
         for name, c in m["per_class"].items():
             metrics[f"eval_{split}_precision_{name}"] = c["precision"]
             metrics[f"eval_{split}_recall_{name}"] = c["recall"]
-    log_to_run(cfg, model_dir, metrics, artifacts, "evaluation")
+    log_to_run(cfg, model_dir, metrics, artifacts, "evaluation", pending_dir)

@@ -105,5 +105,6 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
             if split == "val":
                 save_pictures(images, preds, targets, classes, reports / "predictions_val.png")
     atomic_write_json(metrics_path, results)
-    log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation")
+    log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation",
+               pending_dir=reports_dir)
     return results

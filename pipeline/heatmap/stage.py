@@ -168,7 +168,8 @@ def evaluate_fcn(cfg: DictConfig, manifest_path: str | Path, pipelines_dir: str 
         flat[f"heatmap_pointing_{method}"] = r["pointing_game"][method]
         flat[f"heatmap_ap50_{method}"] = r["ap50"][method]
     flat.update({f"heatmap_agreement_{k}": v for k, v in r["agreement"].items()})
-    log_to_run(cfg, model_dir, flat, [Path(reports_dir) / "overlays.png", Path(metrics_path)], "heatmap")
+    log_to_run(cfg, model_dir, flat, [Path(reports_dir) / "overlays.png", Path(metrics_path)], "heatmap",
+               pending_dir=reports_dir)
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{name},{s:.6f}\n" for name, s in r["seconds_on_compared_scenes"].items())
     atomic_write_text(Path(tables_dir) / "seconds.csv", "method,seconds\n" + rows)

@@ -29,7 +29,7 @@ from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import RUN_FILE, open_logger, previous_run_id, tracked_fit
+from pipeline.training import RUN_FILE, log_to_run, previous_run_id, tracked_fit
 
 CLASSIFIER_DIR = "classifier"
 DENSE_DIR = "dense"  # the dense fine-tuning's checkpoints
@@ -99,9 +99,7 @@ def fit_fcn(cfg: DictConfig, manifest: Path, pipelines_dir: str | Path, out_dir:
                                            "patch_context": float(cfg.train.fcn.patch_context),
                                            "dense_epochs": int(cfg.train.fcn.dense.epochs)})
     shutil.copyfile(out_dir / CLASSIFIER_DIR / RUN_FILE, out_dir / RUN_FILE)
-    logger = open_logger(cfg, STAGE, manifest, result["run_id"])
-    for path in (out_dir / WEIGHTS_FILE, out_dir / FCN_FILE):
-        logger.experiment.log_artifact(result["run_id"], str(path), artifact_path="fcn")
+    log_to_run(cfg, out_dir, {}, [out_dir / WEIGHTS_FILE, out_dir / FCN_FILE], "fcn", pending_dir=out_dir)
     return {**result, "metrics": {**result["metrics"], **dense}, "stride": g.stride, "window": list(g.window)}
 
 

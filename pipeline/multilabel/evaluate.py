@@ -125,7 +125,8 @@ def evaluate_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
     atomic_write_json(metrics_path, results)
     flat = {f"eval_{split}_{k}": v for split, m in results.items() if split != "thresholds"
             for k, v in m.items() if isinstance(v, float)}
-    log_to_run(cfg, model_dir, flat, sorted(Path(reports_dir).glob("*.png")) + [Path(metrics_path)], "evaluation")
+    log_to_run(cfg, model_dir, flat, sorted(Path(reports_dir).glob("*.png")) + [Path(metrics_path)], "evaluation",
+               pending_dir=reports_dir)
     return results
 
 
