@@ -1,5 +1,6 @@
 """Resize an image to the network's input the way the pipeline's eval transforms do (stretch, or
-letterbox: longest side to fit, centred, padded with a grey), with Pillow, and map boxes back."""
+letterbox: longest side to fit, centred, padded with a grey) and map boxes back; scale whole
+scenes for the heatmap network the way its stage does (Pillow)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,38 @@ class Placement:
 
 
 def resized(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bilinear resize (antialiased when shrinking), as the heatmap stage scales scenes."""
     width, height = size
     if (pixels.shape[1], pixels.shape[0]) == (width, height):
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def sample_points(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output pixel along one axis: the two source pixels and the weight of the second
+    (pixel centres aligned, coordinates clamped to the image, as OpenCV does)."""
+    x = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    low = np.floor(x).astype(np.int64)
+    return low, np.minimum(low + 1, n_in - 1), (x - low).astype(np.float32)[:, None]
+
+
+def bilinear(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """OpenCV's INTER_LINEAR resize (not antialiased), which albumentations' Resize and
+    LongestMaxSize apply in training and evaluation, in numpy: `predict` carries no OpenCV, and
+    Pillow's antialiased resize differs from it by several grey levels on shrunk photos."""
+    width, height = size
+    h, w = pixels.shape[:2]
+    if (w, h) == (width, height):
+        return pixels
+    y0, y1, fy = sample_points(height, h)
+    x0, x1, fx = sample_points(width, w)
+
+    def row(ys):  # output width, source rows ys (indexing uint8 first: no float copy of a large image)
+        rows = pixels[ys]
+        return rows[:, x0].astype(np.float32) * (1 - fx) + rows[:, x1].astype(np.float32) * fx
+
+    out = row(y0) * (1 - fy[:, None]) + row(y1) * fy[:, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def fit(pixels: np.ndarray, size: tuple[int, int], mode: str, fill: int = 114) -> tuple[np.ndarray, Placement]:
@@ -35,14 +64,14 @@ def fit(pixels: np.ndarray, size: tuple[int, int], mode: str, fill: int = 114) -
     width, height = size
     h, w = pixels.shape[:2]
     if mode == "stretch":
-        return resized(pixels, size), Placement((width / w, height / h), (0.0, 0.0))
+        return bilinear(pixels, size), Placement((width / w, height / h), (0.0, 0.0))
     if mode != "letterbox":
         raise ValueError(f"resize mode {mode!r}: expected stretch or letterbox")
     scale = min(width / w, height / h)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     canvas = np.full((height, width, 3), fill, dtype=np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = resized(pixels, (new_w, new_h))
+    canvas[top:top + new_h, left:left + new_w] = bilinear(pixels, (new_w, new_h))
     return canvas, Placement((new_w / w, new_h / h), (float(left), float(top)))
 
 

@@ -48,8 +48,11 @@ def test_bundle_is_parity_checked_and_complete(bundles, task):
     parity = json.loads((bundles / f"parity_{task}.json").read_text())
     assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["torchscript_max_abs_diff"] <= 1e-4
     assert parity["failed"] == []
-    if task == "detector":
-        assert parity["detections"]["unmatched"] == 0
+    if task == "detector":  # compared on real detections, box for box and score for score
+        found = parity["detections"]
+        assert found["detections"] > 0 and found["unmatched"] == 0, found
+        assert found["matched"] >= found["detections"] - found["unmatched_near_boundary"]
+        assert found["score_max_abs_diff"] <= found["limits"]["score_tolerance"]
     if task == "fcn":  # dynamic height and width: checked at two input sizes
         assert len({tuple(shape[2:]) for shape in parity["inputs"]}) == 2
     card = json.loads((bundle / CARD_FILE).read_text())
@@ -108,7 +111,8 @@ def test_predict_detects_and_draws_heatmaps_without_torch(bundles, tiny_data, tm
                         "--out", str(tmp_path / "boxes"), "--quiet"])
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "coco.json").read_text())
-    assert isinstance(results, list) and all({"image_id", "category_id", "bbox", "score"} <= set(r) for r in results)
+    assert isinstance(results, list) and results  # the tiny detector finds boxes (its parity check says how many)
+    assert all({"image_id", "category_id", "bbox", "score"} <= set(r) for r in results)
     assert len(list((tmp_path / "boxes").glob("*_boxes.png"))) == 2
     done = run_predict([str(bundles / "fcn"), str(scenes[0]), "--out", str(tmp_path / "heat"), "--quiet"])
     assert done.returncode == 0, done.stderr
