@@ -38,9 +38,16 @@ def memory_mib(field: str) -> float:
 
 
 def reset_peak() -> None:
-    """Start VmHWM again from the current RSS (Linux >= 4.0), so the peak is that of what follows."""
-    with contextlib.suppress(OSError):
+    """Start VmHWM again from the current RSS (Linux >= 4.0), so the peak is that of what follows.
+    A peak that cannot be reset would be that of writing the images: an error, not a figure."""
+    try:
         Path("/proc/self/clear_refs").write_text("5")
+    except OSError as exc:
+        raise SystemExit(f"error: cannot reset the memory peak (/proc/self/clear_refs: {exc}); "
+                         "the peak would not be predict's") from None
+    peak, now = memory_mib("VmHWM"), memory_mib("VmRSS")
+    if peak > now + 2:
+        raise SystemExit(f"error: the memory peak was not reset ({peak:.1f} MiB > {now:.1f} MiB now)")
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> None:
