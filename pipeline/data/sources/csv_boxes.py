@@ -40,7 +40,13 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
             record.problem = record.problem or ("bad_annotation", f"{ann_name} line {n}: empty class; name the "
                                                 "object's class or delete the row")
             continue
-        record.declared_size = size if min(size) > 0 else None
+        declared = size if min(size) > 0 else None
+        if record.boxes and declared != record.declared_size:  # rows of one image that disagree on its size
+            record.problem = record.problem or ("bad_annotation", f"{ann_name} line {n}: {name} is declared "
+                                                f"{size[0]}x{size[1]} here but {record.declared_size} on an earlier "
+                                                "row; give every row of an image the same width and height")
+            continue
+        record.declared_size = declared
         record.boxes.append(box)
         record.box_classes.append(label)
     records = list(by_name.values())
