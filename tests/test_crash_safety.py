@@ -32,10 +32,13 @@ def folder_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def stage(name: str, params: Path, *args: str) -> subprocess.Popen:
-    """A stage script in its own process group, as DVC would run it."""
-    return subprocess.Popen([sys.executable, f"stages/{name}.py", "--params", str(params), *args], cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def stage(name: str, params: Path, *args: str, paused: Path | None = None) -> subprocess.Popen:
+    """A stage script in its own process group, as DVC would run it; with ``paused``, its training
+    waits at the start of the second epoch, ``paused`` written (tests/paused_stage.py)."""
+    wrapper = ["tests/paused_stage.py", str(paused)] if paused else []
+    return subprocess.Popen([sys.executable, *wrapper, f"stages/{name}.py", "--params", str(params), *args],
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -93,8 +96,10 @@ def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_runn
     whole = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "whole")
 
     def killed_after_one_epoch(out: Path, sig: int) -> subprocess.Popen:
-        process = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(out))
-        wait_for(lambda: (partial_dir(out) / "last.ckpt").is_file(), process)
+        flag = tmp_path / f"{out.name}.paused"
+        process = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(out), paused=flag)
+        wait_for(flag.is_file, process, timeout=1800)  # an event, not a race: the training waits for the kill
+        assert (partial_dir(out) / "last.ckpt").is_file()
         os.killpg(process.pid, sig)
         process.wait(timeout=120)
         assert process.returncode != 0 and not out.exists()  # the model folder never holds a half-trained model

@@ -47,6 +47,15 @@ def test_patch_view_cuts_objects_and_clean_background():
     assert np.isclose(x2 - x1, y2 - y1) and x1 < 10 and x2 > 30  # square with context around the box
     backgrounds = [p for p in patches if p.label == 2]
     assert len(backgrounds) == 2
+    # background patches hold at most 10 % (the default max_background_overlap) of any box, over many draws
+    many = [p for seed in range(20) for p in patch_windows([sample], 2, background_per_image=3, seed=seed)
+            if p.label == 2]
+    assert len(many) >= 40
+    for patch in many:
+        px1, py1, px2, py2 = patch.box
+        for bx1, by1, bx2, by2 in sample.boxes:
+            inside = max(0, min(px2, bx2) - max(px1, bx1)) * max(0, min(py2, by2) - max(py1, by1))
+            assert inside <= 0.1 * (bx2 - bx1) * (by2 - by1) + 1e-6, (patch.box, (bx1, by1, bx2, by2))
     image = np.zeros((80, 100, 3), np.uint8)
     assert crop(image, (-5, -5, 15, 15)).shape == (20, 20, 3)
     assert crop(image, (-5, -5, 15, 15))[0, 0].tolist() == [114, 114, 114]  # padding outside the image

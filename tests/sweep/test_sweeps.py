@@ -33,7 +33,7 @@ def sweep_command(tmp_path: Path, *args: str) -> list[str]:
             f"logger.artifact_root={tmp_path / 'mlruns/artifacts'}", f"sweep.data_cache={tmp_path / 'data'}"]
 
 
-def run(command: list[str], timeout: int = 600) -> str:
+def run(command: list[str], timeout: int = 3600) -> str:  # a net against a hang, not a speed check
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
     return done.stdout + done.stderr
@@ -90,7 +90,7 @@ def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 3600  # a net against a hung sweep, not a speed check: the wait is for an event
         while not (partial_dir(sweep_dir / "3/model") / "run.json").is_file():  # trial 3 is training, its run open
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
             time.sleep(0.1)
@@ -140,3 +140,20 @@ def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path):
         assert child.data.tags["stage"] == "train@detector"
         assert child.data.metrics["objective"] == child.data.metrics["eval_val_map_50"]
     assert "anchors@model.detector.anchors" in (sweep_dir / "trials.csv").read_text().splitlines()[0]
+
+
+def test_a_trial_the_pruner_stops_ends_pruned_after_fewer_epochs(tmp_path):
+    """A pruner whose bound no accuracy reaches (ThresholdPruner, lower 1.01) stops the trial at the
+    first epoch after its warm-up: PRUNED in the study, KILLED and tagged pruned in MLflow, with
+    fewer epochs logged than configured, and counted as pruned by the parent run."""
+    storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "pruned"
+    run(sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=1", "train.classifier.epochs=4",
+                      f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}", "~hydra.sweeper.pruner",
+                      "+hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.01,n_warmup_steps:1}"))
+    (trial,) = optuna.load_study(study_name="classifier_optuna", storage=storage).get_trials()
+    assert trial.state.name == "PRUNED" and sorted(trial.intermediate_values) == [0, 1]
+    client, parent = client_for(tmp_path), read_parent(sweep_dir)
+    (child,) = children(client, parent)
+    assert child.info.status == "KILLED" and child.data.tags["sweep.state"] == "pruned"
+    assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 2  # of 4 epochs
+    assert client.get_run(parent["run_id"]).data.metrics["trials_pruned"] == 1
