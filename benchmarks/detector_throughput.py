@@ -6,7 +6,9 @@ Builds the detector of params.yaml (model.detector, its anchors, train.detector'
 it real augmented training batches. Prints, measured in this run, images/s of:
   - the data (decode + augment + collate, in this process);
   - a training step (forward, focal loss, backward, AdamW step) with the backbone frozen (the
-    warm-up epochs) and with every layer trained;
+    warm-up epochs); then with every layer trained, in the default memory layout and in
+    channels-last (what training uses), and channels-last with the stem frozen
+    (train.detector.frozen_stem), with the ratios to the first;
   - inference (forward + post-processing with NMS) at batch 16, and the latency at batch 1.
 """
 
@@ -66,8 +68,20 @@ def main() -> None:
     net.train()
     module.set_backbone_trainable(False)
     print(f"training step, backbone frozen: {images_per_second(train_step, batches, args.steps):.1f} img/s")
+    module.frozen_stem = False
     module.set_backbone_trainable(True)
-    print(f"training step, all layers: {images_per_second(train_step, batches, args.steps):.1f} img/s")
+    base = images_per_second(train_step, batches, args.steps)
+    print(f"training step, all layers, default layout: {base:.1f} img/s")
+    module.on_fit_start()  # channels-last, as training does
+    speed = images_per_second(train_step, batches, args.steps)
+    print(f"training step, all layers, channels-last: {speed:.1f} img/s ({speed / base:.2f}x)")
+    if net.stem():
+        module.frozen_stem = True
+        module.set_backbone_trainable(True)
+        speed = images_per_second(train_step, batches, args.steps)
+        print(f"training step, channels-last, stem frozen (the default): {speed:.1f} img/s ({speed / base:.2f}x)")
+    net.channels_last = False
+    net.to(memory_format=torch.contiguous_format)
     net.eval()
 
     @torch.no_grad()

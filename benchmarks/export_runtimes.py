@@ -1,10 +1,10 @@
-"""Benchmark: ONNX Runtime against PyTorch eager (and TorchScript) for the three exported models.
+"""Benchmark: ONNX Runtime against PyTorch eager (and the bundle's ExportedProgram) per exported model.
 
     python benchmarks/export_runtimes.py      # after `dvc repro` (needs models/*, bundles/*)
 
 For each of the classifier, the FCN and the detector it loads the trained model the way `export`
 does (the same graph: normalisation in, probabilities or decoded boxes out), the bundle's
-model.onnx in onnxruntime and its model.torchscript.pt, and feeds all three the same real
+model.onnx in onnxruntime and its model.pt2 (torch.export), and feeds all three the same real
 validation images. Measured in this run, with the same thread count for every runtime:
   - latency at batch 1 (median of the timed calls, in ms);
   - throughput at batch 16 (images/s over the timed calls);
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ import torch
 import pipeline  # noqa: F401  (offline environment defaults)
 from pipeline.config import load_params
 from pipeline.data.manifest import Manifest
-from pipeline.export.build import LOADERS
-from pipeline.predict.bundle import TORCHSCRIPT_FILE, Bundle
+from pipeline.predict.bundle import PT2_FILE, Bundle
+from pipeline.tasks import get_task
 
 MODELS = ("classifier", "fcn", "detector")
 
@@ -44,9 +43,7 @@ def timings(call, inputs: np.ndarray, repeats: int) -> list[float]:
 
 
 def runtimes(graph: torch.nn.Module, bundle: Bundle) -> dict:
-    with warnings.catch_warnings():  # torch marks torch.jit deprecated; the bundle still ships TorchScript
-        warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.load(str(bundle.root / TORCHSCRIPT_FILE)).eval()
+    exported = torch.export.load(str(bundle.root / PT2_FILE)).module()
 
     def torch_call(module):
         def call(images: np.ndarray):
@@ -54,7 +51,7 @@ def runtimes(graph: torch.nn.Module, bundle: Bundle) -> dict:
                 return module(torch.from_numpy(images))
         return call
 
-    return {"PyTorch eager": torch_call(graph), "TorchScript": torch_call(scripted), "ONNX Runtime": bundle.run}
+    return {"PyTorch eager": torch_call(graph), "ExportedProgram": torch_call(exported), "ONNX Runtime": bundle.run}
 
 
 def batch_of(first: np.ndarray, size: int) -> np.ndarray:
@@ -63,7 +60,7 @@ def batch_of(first: np.ndarray, size: int) -> np.ndarray:
 
 
 def measure(model: str, cfg, manifest: Manifest, bundles: Path, batch: int, repeats: int) -> dict:
-    ex = LOADERS[model](cfg, Path("models") / model, manifest)
+    ex = get_task(model).step("export")(cfg, Path("models") / model, manifest, None)
     bundle = Bundle.load(bundles / model, threads=torch.get_num_threads())
     single, many = batch_of(ex.inputs[0], 1), batch_of(ex.inputs[0], batch)
     row = {"input": "x".join(str(d) for d in single.shape[2:])}
@@ -85,13 +82,13 @@ def main() -> None:
     cfg, manifest = load_params(args.params), Manifest.read(args.manifest)
     print(f"threads: {torch.get_num_threads()} for every runtime; latency: median of {args.repeats} calls at "
           f"batch 1; throughput: {args.repeats} calls at batch {args.batch}")
-    header = f"{'model':<11}{'input':>9}  {'runtime':<14}{'latency ms':>11}{'images/s':>10}"
+    header = f"{'model':<11}{'input':>9}  {'runtime':<16}{'latency ms':>11}{'images/s':>10}"
     print(header + "\n" + "-" * len(header))
     for model in args.models:
         row = measure(model, cfg, manifest, Path(args.bundles), args.batch, args.repeats)
-        for name in ("PyTorch eager", "TorchScript", "ONNX Runtime"):
+        for name in ("PyTorch eager", "ExportedProgram", "ONNX Runtime"):
             r = row[name]
-            print(f"{model:<11}{row['input']:>9}  {name:<14}{r['latency_ms']:>11.2f}{r['images_per_s']:>10.1f}")
+            print(f"{model:<11}{row['input']:>9}  {name:<16}{r['latency_ms']:>11.2f}{r['images_per_s']:>10.1f}")
         eager, ort = row["PyTorch eager"], row["ONNX Runtime"]
         latency = eager["latency_ms"] / ort["latency_ms"]
         print(f"{model:<11}{'':>9}  ONNX Runtime / PyTorch eager: latency {latency:.2f}x "

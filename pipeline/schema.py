@@ -176,6 +176,7 @@ class Models:
 class Schedule:
     epochs: int = MISSING
     freeze_epochs: int = MISSING
+    frozen_stem: bool = MISSING
     lr: float = MISSING
     lr_mult: List[float] = MISSING
     weight_decay: float = MISSING
@@ -270,6 +271,7 @@ class HeatmapEvaluation:
     split: str = MISSING       # a manifest split, or auto: scene, else test, else val
     scales: List[float] = MISSING
     compare_scenes: int = MISSING
+    compare_scales: List[float] = MISSING
     threshold: float = MISSING
     nms_iou: float = MISSING
     peak_smoothing: int = MISSING

@@ -1,4 +1,4 @@
-"""DVC stage `export@<model>`: a trained model -> a bundle (ONNX, TorchScript, labels,
+"""DVC stage `export@<model>`: a trained model -> a bundle (ONNX, torch.export .pt2, labels,
 preprocessing, post-processing, model card, sample predictions) after parity checks; the work is
 pipeline.export."""
 
@@ -24,7 +24,7 @@ def main(argv=None) -> None:
              f"threshold or cut), boxes within {d['box_max_abs_diff_px']:.2e} px, scores {d['score_max_abs_diff']:.2e}"
              if d else "")
     print(f"export {args.task}: {args.out}; onnxruntime vs PyTorch max |diff| {checked['onnx_max_abs_diff']:.2e}, "
-          f"TorchScript {checked['torchscript_max_abs_diff']:.2e}{extra}")
+          f"ExportedProgram {checked['pt2_max_abs_diff']:.2e}{extra}")
     if "registry" in checked:
         r = checked["registry"]
         print(f"MLflow registry: {r['registered_model']} version {r['version']} ({r['key_metric']} {r['key_value']}); "

@@ -44,6 +44,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
         net, data.classes, float(tc.lr), float(tc.weight_decay), list(tc.lr_mult), freeze, int(tc.epochs),
         str(tc.schedule), class_weights(tc.class_weights, data.class_counts()), float(tc.label_smoothing), seed,
         (steps, steps))
+    module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.classifier.frozen_stem")
 
     artifacts = [Path(pipelines_dir) / "classifier_train.json", Path(pipelines_dir) / "classifier_eval.json"]
     if preview and Path(preview).is_file():

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 
+from pipeline.models.backbones import stem_modules
 from pipeline.models.pretrained import PretrainedUnavailable, lite0_imagenet_state_dict
 
 LITE0 = "tf_efficientnet_lite0"
@@ -134,8 +135,12 @@ class SSD(nn.Module):
             self.grids = [tuple(m.shape[2:]) for m in self.feature_maps(torch.zeros(1, 3, height_px, width_px))]
         self.train()
 
+    channels_last = False  # set for training (pipeline.transfer): faster convolutions on CPUs
+
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = (images.float() - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         maps = list(self.backbone(x))
         if self.neck is not None:
             maps = list(self.neck({str(i): m for i, m in enumerate(maps)}).values())
@@ -150,6 +155,9 @@ class SSD(nn.Module):
             logits.append(self.class_heads[head](fmap))
             deltas.append(self.box_heads[head](fmap))
         return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
+
+    def stem(self) -> list[nn.Module]:
+        return stem_modules(self.backbone)
 
     def param_groups(self) -> list[list[nn.Parameter]]:
         """Backbone, then the new layers (neck, extras, heads): for frozen warm-up and discriminative LRs."""

@@ -40,10 +40,12 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
     loss = DetectionLoss(anchors, num_classes, coder, float(tc.loss.alpha), float(tc.loss.gamma),
                          str(tc.loss.localisation), float(tc.loss.box_weight), float(tc.matching.positive_iou),
                          float(tc.matching.negative_iou))
-    return DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
-                          tuple(input_size), float(tc.lr), float(tc.weight_decay), list(tc.lr_mult),
-                          int(tc.freeze_epochs) if pretrained else 0, int(tc.epochs), str(tc.schedule),
-                          int(cfg.seed), (steps, steps))
+    module = DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
+                            tuple(input_size), float(tc.lr), float(tc.weight_decay), list(tc.lr_mult),
+                            int(tc.freeze_epochs) if pretrained else 0, int(tc.epochs), str(tc.schedule),
+                            int(cfg.seed), (steps, steps))
+    module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.detector.frozen_stem")
+    return module
 
 
 def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,

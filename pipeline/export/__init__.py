@@ -1,2 +1,2 @@
-"""Export trained models to bundles: ONNX and TorchScript graphs, parity checks against PyTorch,
+"""Export trained models to bundles: ONNX and torch.export (.pt2) graphs, parity checks against PyTorch,
 model cards, sample pictures, and the MLflow model registry."""

@@ -1,19 +1,18 @@
 """`export`: a trained model folder -> a bundle folder that `predict` runs without torch.
 
 The bundle: model.onnx (one file, dynamic batch; the FCN also dynamic height and width),
-model.torchscript.pt, bundle.json (labels, preprocessing, post-processing), card.json (task,
-metrics, data manifest hash, resolved config, git commit, export date) and samples.png (the
-bundle's own predictions, made through `predict`'s code). Parity is checked before anything is
-written: onnxruntime and TorchScript against PyTorch on real images.
+model.pt2 (the same graph as a torch.export ExportedProgram, which ONNX is converted from),
+bundle.json (labels, preprocessing, post-processing), card.json (task, metrics, data manifest
+hash, resolved config, git commit, export date) and samples.png (the bundle's own predictions,
+made through `predict`'s code). Parity is checked before the bundle is complete: onnxruntime and
+the reloaded ExportedProgram against PyTorch on real images.
 """
 
 from __future__ import annotations
 
 import datetime
-import io
 import json
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.predict import draw, tasks
-from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE, Bundle
+from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, PT2_FILE, SAMPLES_FILE, Bundle
 from pipeline.predict.preprocess import batch, fit_batch, scaled
 from pipeline.tasks import get_task
 from pipeline.tracking import file_sha256, git_commit
@@ -118,19 +117,25 @@ def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metric
     return Exportable(FCNGraph(fcn).eval(), spec, inputs, images, dynamic_size=True)
 
 
-def export_onnx(ex: Exportable, path: Path) -> None:
-    batch_dim = torch.export.Dim("batch", min=1, max=1024)
-    dims = {0: batch_dim}
-    if ex.dynamic_size:
-        window = ex.spec["preprocessing"]["window"]
-        dims.update({2: torch.export.Dim("height", min=window[1], max=8192),
-                     3: torch.export.Dim("width", min=window[0], max=8192)})
+def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
+    """The graph captured by torch.export: dynamic batch (the FCN also dynamic height and width),
+    without the stack traces that name this machine's source files."""
+    dims = {0: torch.export.Dim("batch", min=1, max=1024)}
+    if ex.dynamic_size:  # the least size and the strides' divisibility are the network's: torch.export finds them
+        dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
     example = torch.from_numpy(np.concatenate([ex.inputs[0], ex.inputs[0]]))  # batch 2: the batch axis stays free
+    with torch.no_grad():
+        program = torch.export.export(ex.graph, (example,), dynamic_shapes=(dims,))
+    for node in program.graph.nodes:
+        node.meta.pop("stack_trace", None)
+    return program
+
+
+def export_onnx(program: torch.export.ExportedProgram, ex: Exportable, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(ex.graph, (example,), str(path), input_names=["images"],
-                          output_names=list(ex.graph.outputs), dynamic_shapes=(dims,), dynamo=True,
-                          external_data=False, verbose=False)
+        torch.onnx.export(program, input_names=["images"], output_names=list(ex.graph.outputs), f=str(path),
+                          dynamo=True, external_data=False, verbose=False)
     side = [p.name for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path]
     if side:
         raise RuntimeError(f"export: ONNX wrote side files {side}; the bundle must be one file")
@@ -157,14 +162,6 @@ def strip_onnx_debug_info(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def save_torchscript(ex: Exportable, path: Path) -> None:
-    """The traced graph, without TorchScript's debug records (source ranges naming this machine's files)."""
-    traced = io.BytesIO()
-    torch.jit.save(torch.jit.trace(ex.graph, torch.from_numpy(ex.inputs[0])), traced)
-    with zipfile.ZipFile(traced) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
-        for info in source.infolist():
-            if not info.filename.endswith(".debug_pkl"):
-                target.writestr(info, source.read(info.filename))
 
 
 def max_difference(a, b) -> float:
@@ -175,26 +172,27 @@ def max_difference(a, b) -> float:
 
 @torch.no_grad()
 def parity(ex: Exportable, out: Path) -> dict:
-    """onnxruntime and TorchScript against eager PyTorch on the real inputs (each batch whole and
-    its first image alone); for the detector also the detections after post-processing."""
+    """onnxruntime and the saved ExportedProgram (reloaded) against eager PyTorch on the real inputs
+    (each batch whole and its first image alone); for the detector also the detections after
+    post-processing."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out / ONNX_FILE), providers=["CPUExecutionProvider"])
-    scripted = torch.jit.load(str(out / TORCHSCRIPT_FILE))
-    onnx_diff = script_diff = 0.0
+    exported = torch.export.load(str(out / PT2_FILE)).module()
+    onnx_diff = pt2_diff = 0.0
     shapes = []
     for full in ex.inputs:
         for x in (full, full[:1]):
             eager = ex.graph(torch.from_numpy(x))
             eager_np = [t.numpy() for t in (eager if isinstance(eager, tuple) else (eager,))]
             onnx_diff = max(onnx_diff, max_difference(session.run(None, {"images": x}), eager_np))
-            traced = scripted(torch.from_numpy(x))
-            script_diff = max(script_diff, max_difference([t.numpy() for t in (
-                traced if isinstance(traced, tuple) else (traced,))], eager_np))
+            again = exported(torch.from_numpy(x))
+            pt2_diff = max(pt2_diff, max_difference([t.numpy() for t in (
+                again if isinstance(again, tuple) else (again,))], eager_np))
             shapes.append(list(x.shape))
-    result = {"onnx_max_abs_diff": onnx_diff, "torchscript_max_abs_diff": script_diff, "inputs": shapes,
+    result = {"onnx_max_abs_diff": onnx_diff, "pt2_max_abs_diff": pt2_diff, "inputs": shapes,
               "tolerance": TOLERANCE}
-    result["failed"] = [f"{k} {result[k]:.3g} > {TOLERANCE}" for k in ("onnx_max_abs_diff", "torchscript_max_abs_diff")
+    result["failed"] = [f"{k} {result[k]:.3g} > {TOLERANCE}" for k in ("onnx_max_abs_diff", "pt2_max_abs_diff")
                         if result[k] > TOLERANCE]
     if ex.spec["task"] == "detector":
         result["detections"] = detection_parity(ex, session)
@@ -256,7 +254,7 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
             "config": config, "git_commit": git_commit(),
             "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "training_run": run.get("run_id"),
-            "files": {name: file_sha256(out / name) for name in (ONNX_FILE, TORCHSCRIPT_FILE)}}
+            "files": {name: file_sha256(out / name) for name in (ONNX_FILE, PT2_FILE)}}
 
 
 def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_path: str | Path,
@@ -267,9 +265,10 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
     ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path), metrics)
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
     with atomic_dir(out_dir) as out:
-        export_onnx(ex, out / ONNX_FILE)
+        program = exported_program(ex)
+        torch.export.save(program, out / PT2_FILE)
+        export_onnx(program, ex, out / ONNX_FILE)
         strip_onnx_debug_info(out / ONNX_FILE)
-        save_torchscript(ex, out / TORCHSCRIPT_FILE)
         checked = parity(ex, out)
         if checked["failed"]:  # the report is kept for the user; no bundle is written
             atomic_write_json(parity_path, checked)

@@ -105,6 +105,8 @@ def peak(maps: list[ScaleMaps], method: str, c: int, geometry: Geometry, smooth:
     """
     best, point = -1.0, (0.0, 0.0)
     for m in maps:
+        if method not in m.probs:  # a scale the method did not run at
+            continue
         p = m.probs[method][c][None, None]
         if p.numel() == 0:
             continue
@@ -193,6 +195,10 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
                          f"evaluate.fcn.split to one of {', '.join(manifest.split_names())} or auto")
     num_objects, context = len(manifest.classes), float(info["patch_context"])
     compared = {s.id for s in scenes[: int(hc.compare_scenes)]}
+    compared_scales = {float(v) for v in hc.compare_scales}
+    if not compared_scales <= {float(v) for v in hc.scales}:
+        raise ValueError(f"evaluate.fcn.compare_scales {sorted(compared_scales)} must be among evaluate.fcn.scales "
+                         f"{list(hc.scales)}")
     stride, window = fcn.geometry.stride, fcn.geometry.window
     seconds, windows, pairs = dict.fromkeys(methods, 0.0), 0, []
     with torch.no_grad():  # warm-up outside the clock
@@ -207,12 +213,15 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
         maps = []
         for scale in hc.scales:
             image = resize(pixels, float(scale))
+            timed = scene.id in compared and float(scale) in compared_scales
             probs = {}
             with torch.no_grad():
                 for name in names:
+                    if not (methods[name].all_scenes or timed):
+                        continue  # the sliding window runs only where it is compared
                     start = time.perf_counter()
                     probs[name] = torch.softmax(methods[name].logits(image), dim=0)
-                    if scene.id in compared:  # every method timed on the same scenes and scales
+                    if timed:  # every method timed on the same scenes and scales
                         seconds[name] += time.perf_counter() - start
             if "sliding" in probs:
                 windows += probs["sliding"][0].numel()
@@ -229,7 +238,7 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
                 point = peak(maps, name, c, geometry, int(hc.peak_smoothing))
                 pointing[name].append(inside(point, gt_boxes[gt_labels == c]))
             found = [heatmap_detections(m.probs[name], cell_boxes(geometry, *m.probs[name].shape[1:], m.scale, context),
-                                        float(hc.threshold), num_objects) for m in maps]
+                                        float(hc.threshold), num_objects) for m in maps if name in m.probs]
             boxes, scores, labels = (torch.cat([f[k] for f in found]) for k in range(3))
             keep = batched_nms(boxes, scores, labels, float(hc.nms_iou))
             preds[name].append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
@@ -237,7 +246,7 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
     compared_seconds = {name: seconds[name] for name in COMPARED}
     results = {
         "split": split, "scenes": len(scenes), "compared_scenes": len(compared),
-        "scales": [float(s) for s in hc.scales],
+        "scales": [float(s) for s in hc.scales], "compared_scales": sorted(compared_scales),
         "stride": stride, "window": list(window), "sliding_windows": windows, "backbone": info["model"]["name"],
         "valid_convolutions": fcn.geometry.valid, "dense_epochs": int(info.get("dense_epochs", 0)),
         "seconds_on_compared_scenes": compared_seconds,
@@ -249,7 +258,7 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
     }
     atomic_write_json(metrics_path, results)
     with atomic_dir(reports_dir) as tmp:
-        save_overlays([d for d in drawn if d[0].id in compared][: int(hc.overlays)], manifest.classes,
+        save_overlays(drawn[: int(hc.overlays)], manifest.classes,
                       tmp / "overlays.png", num_objects, {name: m.geometry for name, m in methods.items()},
                       float(hc.draw_score))
     return results
@@ -296,6 +305,11 @@ def save_overlays(scenes, classes: list[str], path: Path, num_objects: int, geom
         row[0].set_title(f"{scene.id}: ground truth", fontsize=8)
         for ax, method in zip(row[1:], geometries):
             ax.imshow(pixels)
+            ran = sum(method in m.probs for m in maps)
+            if not ran:  # the sliding window runs only on the compared scenes and scales
+                ax.set_title(f"{method}: not run on this scene (evaluate.fcn.compare_*)", fontsize=8)
+                ax.axis("off")
+                continue
             ax.imshow(scene_heat(maps, method, geometries[method], num_objects, pixels.shape[:2]), cmap="jet",
                       alpha=0.5, vmin=0, vmax=1)
             if method in found:  # the confident ones, one per place (class-agnostic NMS), for legibility
@@ -303,7 +317,7 @@ def save_overlays(scenes, classes: list[str], path: Path, num_objects: int, geom
                 keep = nms(f["boxes"], f["scores"], 0.3)
                 keep = keep[f["scores"][keep] >= draw_score]
                 draw_boxes(ax, f["boxes"][keep], f["labels"][keep], classes, "white", f["scores"][keep])
-            ax.set_title(f"{method}: heatmap over {len(maps)} scales, its boxes", fontsize=8)
+            ax.set_title(f"{method}: heatmap over {ran} scale{'s' * (ran > 1)}, its boxes", fontsize=8)
         for ax in row:
             ax.axis("off")
     fig.tight_layout()

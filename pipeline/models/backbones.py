@@ -6,7 +6,7 @@ get discriminative learning rates (lr/100, lr/10, lr as in fast.ai) when a backb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import timm
 import torch
@@ -26,6 +26,19 @@ class Backbone:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     head: str = "pool_linear"  # pool_linear | alexnet_fc
+    stem: list[nn.Module] = field(default_factory=list)  # the full-resolution first layers (see stem_modules)
+
+
+def stem_modules(model: nn.Module) -> list[nn.Module]:
+    """The layers of a pretrained network that run before its first stride-8 stage (detectron2's
+    default frozen part: the stem and the stride-4 stage): generic edge and colour filters on the
+    largest feature maps, where a backward pass costs the most. Known for timm's EfficientNets and
+    torchvision's ResNets; empty for other networks."""
+    if all(hasattr(model, name) for name in ("conv_stem", "bn1", "blocks")):
+        return [model.conv_stem, model.bn1, *model.blocks[:2]]
+    if all(hasattr(model, name) for name in ("conv1", "bn1", "layer1")):
+        return [model.conv1, model.bn1, model.layer1]
+    return []
 
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -51,7 +64,8 @@ def lite0(pretrained: bool) -> Backbone:
         model.load_state_dict(lite0_imagenet_state_dict(model), strict=True)
     early = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[:3])
     late = nn.Sequential(*model.blocks[3:], model.conv_head, model.bn2)
-    return Backbone(nn.Sequential(early, late), model.num_features, [early, late], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return Backbone(nn.Sequential(early, late), model.num_features, [early, late], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                    stem=stem_modules(model))
 
 
 def torchvision_backbone(name: str, pretrained: bool) -> Backbone:
@@ -64,7 +78,7 @@ def torchvision_backbone(name: str, pretrained: bool) -> Backbone:
         cut = {"alexnet": 6, "squeezenet1_1": 7}[name]
         early, late = model.features[:cut], model.features[cut:]
         channels = {"alexnet": 256, "squeezenet1_1": 512}[name]
-    return Backbone(nn.Sequential(early, late), channels, [early, late])
+    return Backbone(nn.Sequential(early, late), channels, [early, late], stem=stem_modules(model))
 
 
 def timm_backbone(name: str, pretrained: bool) -> Backbone:
@@ -77,7 +91,7 @@ def timm_backbone(name: str, pretrained: bool) -> Backbone:
     half = len(children) // 2
     early, late = nn.Sequential(*children[:half]), nn.Sequential(*children[half:])
     return Backbone(model, model.num_features, [early, late], tuple(cfg.get("mean", IMAGENET_MEAN)),
-                    tuple(cfg.get("std", IMAGENET_STD)))
+                    tuple(cfg.get("std", IMAGENET_STD)), stem=stem_modules(model))
 
 
 def build_backbone(name: str, imagenet: bool = False, width: int = 32) -> Backbone:

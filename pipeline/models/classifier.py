@@ -52,19 +52,26 @@ class ClassifierNet(nn.Module):
         self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0)
         self.features = backbone.features
         self.groups = list(backbone.groups)  # modules of `features` (a plain list: not registered twice)
+        self.stem_layers = list(backbone.stem)  # likewise
         if backbone.head == "alexnet_fc":
             self.head = AlexNetHead(feature_shape(backbone, input_size), num_classes, dropout, hidden)
         else:
             self.head = PoolLinearHead(backbone.channels, num_classes, dropout)
 
+    channels_last = False  # set for training (pipeline.transfer): faster convolutions on CPUs
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() - self.mean) / self.std
+        x = (images.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(self.normalize(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(images))
+
+    def stem(self) -> list[nn.Module]:
+        return self.stem_layers
 
     def param_groups(self) -> list[list[nn.Parameter]]:
         """Backbone groups early -> late, then the head."""

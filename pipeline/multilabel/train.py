@@ -39,13 +39,15 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), seed)
     input_size = data.input_size()
     net = build_classifier(cfg.model.multilabel, len(data.classes), input_size)
-    freeze = int(tc.freeze_epochs) if str(cfg.model.multilabel.pretrained) != "none" else 0
+    freeze_allowed = str(cfg.model.multilabel.pretrained) != "none"  # frozen pretrained layers; none: all train
+    freeze = int(tc.freeze_epochs) if freeze_allowed else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0
     steps = data.steps_per_epoch()
     module = MultiLabelModule(net, data.classes, float(tc.lr), float(tc.weight_decay), list(tc.lr_mult), freeze,
                               int(tc.epochs), str(tc.schedule),
                               positive_weights(tc.pos_weight, data.class_counts(), len(data.items["train"])), seed,
                               (steps, steps))
+    module.keep_stem_frozen(bool(tc.frozen_stem) and freeze_allowed, "train.multilabel.frozen_stem")
     eval_pipeline = Path(pipelines_dir) / f"{PIPELINES}_eval.json"
     artifacts = [Path(pipelines_dir) / f"{PIPELINES}_train.json", eval_pipeline]
     if preview and Path(preview).is_file():

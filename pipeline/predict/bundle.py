@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.tasks import TASKS
 
-BUNDLE_FILE, ONNX_FILE, TORCHSCRIPT_FILE = "bundle.json", "model.onnx", "model.torchscript.pt"
+BUNDLE_FILE, ONNX_FILE, PT2_FILE = "bundle.json", "model.onnx", "model.pt2"
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
 
 # What `predict` reads from bundle.json, per task (checked before any image is read).

@@ -75,3 +75,35 @@ def test_missing_checkpoint_path_is_a_clear_error(tmp_path):
 def test_format_line_matches_seed_001():
     line = format_line("dolphin1.jpg", np.array([0.99968, 0.00032]), ["dolphin", "seahorse"])
     assert line == "dolphin1.jpg is a dolphin dolphin=99.968% seahorse=0.032%"
+
+
+def transfer_module(name: str, pretrained: str):
+    from pipeline.classify.module import ClassifierModule
+
+    net = build_classifier(classifier_model(name, pretrained), 2, (64, 64))
+    return ClassifierModule(net, ["a", "b"], 1e-2, 0.0, [0.1, 0.3, 1.0], 0, 2, "constant", None, 0.0, 0, (1, 1))
+
+
+def test_a_frozen_stem_keeps_its_weights_and_statistics_while_the_rest_trains():
+    module = transfer_module("tf_efficientnet_lite0", "imagenet")
+    module.keep_stem_frozen(True, "train.classifier.frozen_stem")
+    module.train()
+    module.set_backbone_trainable(True)  # the fine-tuning phase: all layers but the stem
+    stem = {k: v.clone() for layer in module.net.stem() for k, v in layer.state_dict().items()}
+    later = module.net.groups[-1]
+    later_before = [p.clone() for p in later.parameters()]
+    assert len(stem) > 5 and not any(p.requires_grad for layer in module.net.stem() for p in layer.parameters())
+    optimiser = module.configure_optimizers()["optimizer"]
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    module.loss(module.net(images), torch.tensor([0, 1, 0, 1])).backward()
+    optimiser.step()
+    after = {k: v for layer in module.net.stem() for k, v in layer.state_dict().items()}
+    assert all(torch.equal(stem[k], after[k]) for k in stem)  # weights and batch-norm running statistics
+    assert any(not torch.equal(a, b) for a, b in zip(later_before, later.parameters()))
+
+
+def test_a_frozen_stem_on_a_network_without_one_is_an_error():
+    module = transfer_module("small_alexnet", "none")
+    with pytest.raises(ValueError, match="frozen_stem: this backbone has no stem.*set train.fcn.frozen_stem=false"):
+        module.keep_stem_frozen(True, "train.fcn.frozen_stem")
+    module.keep_stem_frozen(False, "train.fcn.frozen_stem")  # off: nothing to find

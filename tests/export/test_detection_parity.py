@@ -15,7 +15,7 @@ from pipeline.detect.model import SSD
 from pipeline.export import build
 from pipeline.export.detection_parity import MARGIN, compare, failures
 from pipeline.export.graphs import DetectorGraph
-from pipeline.predict.bundle import ONNX_FILE, TORCHSCRIPT_FILE
+from pipeline.predict.bundle import ONNX_FILE, PT2_FILE
 from pipeline.predict.postprocess import detections as numpy_detections
 from pipeline.predict.preprocess import fit_batch
 from tests.conftest import tiny_config
@@ -124,8 +124,9 @@ def dense_exportable(graph, post, size=(96, 96)) -> build.Exportable:
 @torch.no_grad()
 def exported_parity(graph, post, tmp_path) -> dict:
     ex = dense_exportable(graph, post)
-    build.export_onnx(ex, tmp_path / ONNX_FILE)
-    build.save_torchscript(ex, tmp_path / TORCHSCRIPT_FILE)
+    program = build.exported_program(ex)
+    torch.export.save(program, tmp_path / PT2_FILE)
+    build.export_onnx(program, ex, tmp_path / ONNX_FILE)
     return build.parity(ex, tmp_path)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, SAMPLES_FILE, TORCHSCRIPT_FILE
+from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, PT2_FILE, SAMPLES_FILE
 from tests.conftest import PROJECT_ROOT, TRAIN, tiny_config
 
 
@@ -44,9 +44,9 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch)
 @pytest.mark.parametrize("task", sorted(TRAIN))
 def test_bundle_is_parity_checked_and_complete(bundles, task):
     bundle = bundles / task
-    assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, TORCHSCRIPT_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE}
+    assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, PT2_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE}
     parity = json.loads((bundles / f"parity_{task}.json").read_text())
-    assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["torchscript_max_abs_diff"] <= 1e-4
+    assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["pt2_max_abs_diff"] <= 1e-4
     assert parity["failed"] == []
     if task == "detector":  # compared on real detections, box for box and score for score
         found = parity["detections"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
+from pipeline.data.manifest import Manifest
 from pipeline.heatmap.fcn import Geometry, window_geometry
 from pipeline.heatmap.stage import ScaleMaps, agreement, cell_boxes, heatmap_detections, inside, peak, run_heatmaps
 from pipeline.heatmap.train import train_fcn
@@ -55,13 +57,22 @@ def test_agreement_of_identical_maps_is_perfect():
 def test_stage_on_tiny_scenes_writes_metrics_and_overlays(tiny_data, tmp_path):
     cfg = tiny_config(tmp_path, "train.fcn.epochs=1", "train.fcn.dense.epochs=1")
     train_fcn(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
-    cfg.evaluate.fcn = OmegaConf.merge(cfg.evaluate.fcn, {"scales": [1.0], "compare_scenes": 1})
+    cfg.evaluate.fcn = OmegaConf.merge(cfg.evaluate.fcn, {"scales": [1.0, 2.0], "compare_scenes": 1,
+                                                          "compare_scales": [2.0]})
     results = run_heatmaps(cfg, tiny_data / "prepared/manifest.json", tmp_path / "model", tmp_path / "m.json",
                            tmp_path / "reports")
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["stride"] == 8 and saved["valid_convolutions"] and saved["compared_scenes"] == 1
+    # the sliding window ran on the first scene at scale 2 only: its windows are that image's cells
+    first = Manifest.read(tiny_data / "prepared/manifest.json").split(saved["split"])[0]
+    cells = [(round(n * 2) - saved["window"][i]) // 8 + 1 for i, n in enumerate((first.width, first.height))]
+    assert saved["compared_scales"] == [2.0] and saved["sliding_windows"] == cells[0] * cells[1]
     assert saved["dense_epochs"] == 1 and set(saved["pointing_game"]) == {"fcn", "sliding", "before_dense"}
     assert results["agreement"]["max_abs_diff"] < 1e-4  # valid network: the two maps are the same numbers
     assert 0 <= results["pointing_game"]["fcn"] <= 1 and results["pointing_pairs"]["fcn"] > 0
     assert results["pointing_pairs"]["before_dense"] == results["pointing_pairs"]["fcn"]  # all scenes
     assert (tmp_path / "reports/overlays.png").stat().st_size > 10_000
+    cfg.evaluate.fcn.compare_scales = [3.0]
+    with pytest.raises(ValueError, match=r"compare_scales \[3.0\] must be among evaluate.fcn.scales"):
+        run_heatmaps(cfg, tiny_data / "prepared/manifest.json", tmp_path / "model", tmp_path / "m2.json",
+                     tmp_path / "reports2")
