@@ -1,0 +1,246 @@
+"""`predict`'s own code without a trained model: the command on bundles whose ONNX session is a
+stand-in with known outputs (what it prints, writes and draws, per task), bundle.json checks,
+options, streaming JSON and batching. Fast: no torch model, no training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.predict import cli, draw
+from pipeline.predict.bundle import REQUIRED, Bundle, check_spec
+from tests.export.test_predict_numbers import FixedSession
+
+LABELS = ["apple", "bee"]
+
+
+def mean_colour_session(activation):
+    """Per image: class 0 grows with the red channel, class 1 with the blue one."""
+    def outputs(x):
+        mean = x.mean(axis=(2, 3)) / 255  # N x 3
+        return [activation(np.stack([mean[:, 0] - mean[:, 2], mean[:, 2] - mean[:, 0]], axis=1) * 4)]
+    return outputs
+
+
+def softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+IMAGE = {"input_size": [8, 8], "resize": "stretch", "pad_fill": 114}
+SPECS = {
+    "classifier": ({"preprocessing": IMAGE, "postprocessing": {}}, mean_colour_session(softmax)),
+    "multilabel": ({"preprocessing": IMAGE, "postprocessing": {"thresholds": [0.5, 0.5]}},
+                   mean_colour_session(sigmoid)),
+}
+
+
+def bundle(task: str, outputs=None, **spec) -> Bundle:
+    base, session = SPECS.get(task, ({}, None))
+    return Bundle(Path("."), {"task": task, "labels": LABELS, "input": "images", **base, **spec},
+                  FixedSession(outputs or session))
+
+
+def write(folder: Path, name: str, colour, size=(12, 10)) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    write(folder, "red.png", (255, 0, 0))
+    write(folder, "sub/blue.png", (0, 0, 255))
+    write(folder, "sub/deeper/red2.jpg", (250, 0, 0))
+    (folder / "notes.txt").write_text("not an image, not listed")
+    return folder
+
+
+def test_the_classifier_prints_a_line_per_image_and_streams_probabilities(images, tmp_path, capsys):
+    status = cli.run(bundle("classifier"), [str(images)], tmp_path / "p.json", None, 2, quiet=False)
+    out, err = capsys.readouterr()
+    assert status == 0
+    lines = out.splitlines()
+    assert [line.split(" is ")[0] for line in lines] == ["red.png", "blue.png", "red2.jpg"]  # sorted, recursive
+    assert lines[0].startswith("red.png is an apple apple=") and lines[1].startswith("blue.png is a bee ")
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert list(saved) == [str(images / "red.png"), str(images / "sub/blue.png"), str(images / "sub/deeper/red2.jpg")]
+    assert saved[str(images / "red.png")]["apple"] == pytest.approx(softmax(np.array([[4.0, -4.0]]))[0, 0], abs=1e-3)
+    assert "predict: 3/3 images" in err
+    assert [len(x) for x in bundle_calls(images, tmp_path)] == [2, 1]  # batches of 2
+
+
+def bundle_calls(images, tmp_path):
+    b = bundle("classifier")
+    cli.run(b, [str(images)], None, None, 2, quiet=True)
+    return b.session.inputs
+
+
+def test_an_unreadable_image_is_reported_and_the_rest_goes_on(images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"\x89PNG broken")
+    status = cli.run(bundle("classifier"), [str(images)], tmp_path / "p.json", None, 16, quiet=True)
+    out, err = capsys.readouterr()
+    assert status == 1 and len(out.splitlines()) == 3
+    assert "broken.png" in err and "1 of 4 images could not be read" in err
+    assert len(json.loads((tmp_path / "p.json").read_text())) == 3
+
+
+def test_multilabel_lists_the_classes_above_their_thresholds_and_captions_pictures(images, tmp_path, capsys):
+    status = cli.run(bundle("multilabel"), [str(images / "red.png"), str(images / "sub/blue.png")],
+                     tmp_path / "t.json", tmp_path / "pics", 16, quiet=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines[0].startswith("red.png: 1 classes above threshold: apple 0.98")
+    assert lines[1].startswith("blue.png: 1 classes above threshold: bee 0.98")
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert list(saved[str(images / "red.png")]) == ["apple"]
+    assert {p.name for p in (tmp_path / "pics").iterdir()} == {"red_classes.png", "blue_classes.png"}
+
+
+def test_the_detector_writes_coco_results_in_image_pixels_and_draws_strong_boxes(images, tmp_path, capsys):
+    def outputs(x):  # two anchors: a bee at input (2, 2, 6, 6) of 8 x 8 with 0.9; an apple with 0.2
+        n = len(x)
+        scores = np.tile(np.array([[[0.0, 0.9], [0.2, 0.0]]], np.float32), (n, 1, 1))
+        boxes = np.tile(np.array([[[2, 2, 6, 6], [0, 0, 4, 4]]], np.float32) / 8, (n, 1, 1))
+        return [scores, boxes]
+
+    post = {"score_threshold": 0.1, "nms_iou": 0.5, "top_k": 10, "max_detections": 5}
+    b = bundle("detector", outputs, preprocessing=IMAGE, postprocessing=post)
+    status = cli.run(b, [str(images / "red.png"), str(images / "sub/blue.png")], tmp_path / "d.json",
+                     tmp_path / "pics", 16, quiet=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines == ["red.png: 1 objects (score >= 0.3): bee 0.90", "blue.png: 1 objects (score >= 0.3): bee 0.90"]
+    results = json.loads((tmp_path / "d.json").read_text())
+    assert [(r["image_id"], r["category"], r["category_id"]) for r in results] == [
+        (1, "bee", 2), (1, "apple", 1), (2, "bee", 2), (2, "apple", 1)]
+    # a 12 x 10 image stretched to 8 x 8: x by 12/8, y by 10/8; COCO boxes are x, y, width, height
+    assert results[0]["bbox"] == [3.0, 2.5, 6.0, 5.0] and results[0]["score"] == 0.9
+    assert results[0]["file_name"] == str(images / "red.png")
+    assert {p.name for p in (tmp_path / "pics").iterdir()} == {"red_boxes.png", "blue_boxes.png"}
+
+
+def test_the_heatmap_network_reports_each_object_class_peak(images, tmp_path, capsys):
+    def outputs(x):  # cells for a 16 px window, stride 4; "apple" peaks at 0.8, "background" elsewhere
+        h, w = (x.shape[2] - 16) // 4 + 1, (x.shape[3] - 16) // 4 + 1
+        probs = np.zeros((1, 2, h, w), np.float32)
+        probs[0, 0, 0, 0], probs[0, 1] = 0.8, 0.2
+        return [probs]
+
+    pre = {"window": [16, 16], "stride": 4, "scales": [1.0], "mean": [0.5, 0.5, 0.5]}
+    b = Bundle(Path("."), {"task": "fcn", "labels": ["apple", "background"], "input": "images",
+                           "preprocessing": pre, "postprocessing": {"background": "background"}}, FixedSession(outputs))
+    write(images, "scene.png", (10, 200, 10), size=(40, 30))
+    status = cli.run(b, [str(images / "scene.png")], tmp_path / "h.json", tmp_path / "pics", 16, quiet=True)
+    assert status == 0
+    assert capsys.readouterr().out.strip() == "scene.png: peak apple=0.800"
+    assert json.loads((tmp_path / "h.json").read_text()) == {str(images / "scene.png"): {"apple": pytest.approx(0.8)}}
+    assert (tmp_path / "pics/scene_heatmap.png").is_file()
+
+
+def test_no_images_and_missing_paths_are_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files found"):
+        cli.run(bundle("classifier"), [str(tmp_path / "empty")], None, None, 4, quiet=True)
+    with pytest.raises(FileNotFoundError, match="nowhere: no such image or folder"):
+        list(cli.image_paths([str(tmp_path / "nowhere")]))
+
+
+def test_a_failed_run_leaves_no_json_that_looks_finished(images, tmp_path):
+    def broken(x):
+        raise RuntimeError("the session failed")
+
+    with pytest.raises(RuntimeError):
+        cli.run(bundle("classifier", broken), [str(images)], tmp_path / "p.json", None, 4, quiet=True)
+    assert list(tmp_path.glob("*.json")) == [] and list(tmp_path.glob(".*partial")) == []
+
+
+def test_json_streams_are_valid_objects_and_lists(tmp_path):
+    for kind, entries, expected in (("object", [("a", 1), ("b", [2])], {"a": 1, "b": [2]}),
+                                    ("list", [(None, {"x": 1}), (None, 2)], [{"x": 1}, 2])):
+        stream = cli.JsonStream(tmp_path / f"{kind}.json", kind)
+        for key, value in entries:
+            stream.add(value, key)
+        assert not (tmp_path / f"{kind}.json").exists()  # only once closed
+        stream.close()
+        assert json.loads((tmp_path / f"{kind}.json").read_text()) == expected
+    empty = cli.JsonStream(tmp_path / "empty.json", "list")
+    empty.close()
+    assert json.loads((tmp_path / "empty.json").read_text()) == []
+    cli.JsonStream(None, "list").add(1)  # no file asked for: nothing written, no error
+
+
+def test_batches_group_images_and_skip_unreadable_ones(tmp_path, capsys):
+    paths = [write(tmp_path, f"{i}.png", (i, i, i)) for i in range(5)]
+    (tmp_path / "bad.png").write_bytes(b"no")
+    failed = []
+    groups = list(cli.batches([*paths[:2], tmp_path / "bad.png", *paths[2:]], 2, failed))
+    assert [[p.name for p, _ in g] for g in groups] == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
+    assert failed == [str(tmp_path / "bad.png")] and "bad.png" in capsys.readouterr().err
+    assert groups[0][1][1].shape == (10, 12, 3) and groups[0][1][1][0, 0].tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("text, low, ok", [("3", 1, True), ("1", 1, True), ("0", 1, False), ("-5", 0, False),
+                                           ("0", 0, True), ("two", 1, False), ("1.5", 1, False)])
+def test_numeric_options_are_checked(text, low, ok):
+    import argparse
+
+    parse = cli.at_least(low)
+    if ok:
+        assert parse(text) == int(text)
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
+
+
+def test_format_line_names_the_best_class_with_its_article():
+    assert cli.format_line("x.png", np.array([0.25, 0.75]), ["owl", "cat"]) == "x.png is a cat owl=25.000% cat=75.000%"
+    assert cli.format_line("y.png", np.array([0.9, 0.1]), ["owl", "cat"]).startswith("y.png is an owl ")
+
+
+@pytest.mark.parametrize("task", sorted(REQUIRED))
+def test_bundle_json_missing_any_key_its_task_needs_is_named(task, tmp_path):
+    def complete() -> dict:
+        spec = {"task": task, "labels": ["a"], "input": "images", "preprocessing": {}, "postprocessing": {}}
+        for key in REQUIRED[task]:
+            section, name = key.split(".")
+            spec[section][name] = 1
+        check_spec(spec, tmp_path / "bundle.json")  # complete: passes
+        return spec
+
+    for key in REQUIRED[task]:
+        spec = complete()
+        section, name = key.split(".")
+        del spec[section][name]
+        with pytest.raises(ValueError, match=rf"bundle.json: missing key '{key}' \(a {task} bundle needs it\)"):
+            check_spec(spec, tmp_path / "bundle.json")
+    for broken, message in ((["a list"], "not a JSON object"),
+                            ({**complete(), "task": "segmenter"}, "'segmenter' is not one"),
+                            ({**complete(), "labels": []}, "'labels' must be a non-empty list")):
+        with pytest.raises(ValueError, match=message):
+            check_spec(broken, tmp_path / "bundle.json")
+
+
+def test_pictures_draw_strong_boxes_only_and_colour_heatmaps_by_class():
+    pixels = np.zeros((40, 40, 3), np.uint8)
+    found = {"boxes": np.array([[2, 20, 10, 28], [28, 2, 38, 10]], np.float32), "scores": np.array([0.9, 0.1]),
+             "labels": np.array([1, 0])}
+    drawn = np.asarray(draw.boxes_picture(pixels, found, LABELS))
+    assert tuple(drawn[28, 6]) == draw.PALETTE[1]  # the strong box's lower edge, in its class colour
+    assert not drawn[:12, 26:].any()  # the weak one is not drawn
+    probs = np.zeros((2, 40, 40), np.float32)
+    probs[0, 30:, 30:] = 1.0
+    heat = np.asarray(draw.heatmap_picture(pixels, probs, LABELS, background="bee"))
+    assert tuple(heat[35, 35]) == tuple(round(0.6 * c) for c in draw.PALETTE[0]) and not heat[20, 20].any()
+    sheet = draw.grid([Image.new("RGB", (10, 10), (255, 0, 0))] * 5, columns=4, cell=16)
+    assert sheet.size == (64, 32)
