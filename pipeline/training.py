@@ -198,6 +198,16 @@ def end_abandoned_run(cfg: DictConfig, work: Path) -> None:
         pass  # the run is gone, or in another store: nothing to end
 
 
+def stamp_run_id(metrics_path: str | Path, model_dir: str | Path) -> str | None:
+    """Add the training's MLflow run id to an evaluation's metrics file (``mlflow_run_id``), so that
+    `dvc exp show` and `dvc metrics show` lead from an experiment to its run."""
+    run_id = previous_run_id(Path(model_dir))
+    if run_id is not None:
+        metrics = json.loads(Path(metrics_path).read_text())
+        atomic_write_json(metrics_path, {**metrics, "mlflow_run_id": run_id})
+    return run_id
+
+
 def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],
                folder: str, pending_dir: str | Path) -> None:
     """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``.

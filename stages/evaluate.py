@@ -5,6 +5,7 @@ quality and speed against a sliding window for the fcn), logged to the training'
 from pipeline.cli import stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.tasks import TASKS, get_task, headline
+from pipeline.training import stamp_run_id
 
 
 @user_errors
@@ -18,10 +19,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     task = get_task(args.task)
     name = task.name
-    results = task.step("evaluate")(load_params(args.params), args.manifest, args.pipelines,
-                                    args.model or f"models/{name}", args.metrics or f"metrics/{name}.json",
+    model, metrics = args.model or f"models/{name}", args.metrics or f"metrics/{name}.json"
+    results = task.step("evaluate")(load_params(args.params), args.manifest, args.pipelines, model, metrics,
                                     args.reports or f"reports/{name}", args.tables or f"reports/{name}_tables")
-    print(f"evaluate {task.name}: {headline(results, task.reported)}")
+    run_id = stamp_run_id(metrics, model)
+    print(f"evaluate {task.name}: {headline(results, task.reported)}; MLflow run {run_id}")
 
 
 if __name__ == "__main__":

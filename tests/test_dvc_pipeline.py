@@ -179,11 +179,12 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
     experiments = {rev["name"]: rev["data"] for entry in shown for e in entry.get("experiments") or []
                    for rev in e["revs"]}  # the baseline commit's experiments (the workspace has none)
     assert len(experiments) == 2, shown
-    lrs = set()
-    for data in experiments.values():
+    lrs, run_ids = set(), {}
+    for name, data in experiments.items():
         accuracy = data["metrics"]["metrics/classifier.json"]["data"]["val"]["accuracy"]
         assert 0 <= accuracy <= 1
         lrs.add(data["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
+        run_ids[name] = data["metrics"]["metrics/classifier.json"]["data"]["mlflow_run_id"]  # the row's run
     assert lrs == {0.001, 0.01}
     store = repo_copy / "mlruns/mlflow.db"
     assert store.is_file(), "the queued experiments logged somewhere else than the project's store"
@@ -193,5 +194,6 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
     runs = client.search_runs([client.get_experiment_by_name("cv-pipeline").experiment_id],
                               filter_string="tags.stage = 'train@classifier'")
     assert {r.data.tags.get("dvc_experiment") for r in runs} == set(experiments)
+    assert {r.data.tags["dvc_experiment"]: r.info.run_id for r in runs} == run_ids  # each row leads to its run
     assert {r.data.params["train.classifier.lr"] for r in runs} == {"0.001", "0.01"}
     assert all("eval_val_accuracy" in r.data.metrics for r in runs)  # evaluation logged to the same run

@@ -32,6 +32,7 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     score, metric_name = key_metric(task, metrics), ".".join(get_task(task).key_metric)
+    trained = client.get_run(run_id).info  # reopening the run moves its end; the training's is put back
     with fluent_tracking_uri(uri):
         with mlflow.start_run(run_id=run_id):
             onnx_info = mlflow.onnx.log_model(onnx.load(str(bundle_dir / "model.onnx")), name=f"{task}_onnx",
@@ -39,6 +40,8 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
             # pickled (pt2 needs one output tensor; the detector has two): loading needs this package
             torch_info = mlflow.pytorch.log_model(graph, name=f"{task}_pytorch", serialization_format="pickle",
                                                   pip_requirements=["torch", "cvpipe"])
+        if trained.end_time is not None:
+            client.set_terminated(run_id, trained.status, end_time=trained.end_time)
         version = mlflow.register_model(onnx_info.model_uri, name, tags={
             "task": task, "key_metric": metric_name, "key_value": "" if score is None else f"{score:.6f}",
             "pytorch_model_uri": torch_info.model_uri, "training_run": run_id})

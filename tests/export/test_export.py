@@ -26,6 +26,8 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch)
     cfg = tiny_config(bundles)
     graph = ClassifierGraph(load_classifier(bundles / "models/classifier")[0])
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    training = json.loads((bundles / "models/classifier/run.json").read_text())["run_id"]
+    trained = MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_run(training).info
     moves = [register(cfg, "classifier", bundles / "classifier", bundles / "models/classifier", graph,
                       {"val": {"accuracy": accuracy}})["promoted"] for accuracy in (0.5, 0.4, 0.7, 0.7)]
     assert moves == [True, False, True, False]
@@ -38,7 +40,9 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch)
     assert int(champion.version) == 4 and champion.tags["key_value"] == "0.700000"
     assert champion.tags["pytorch_model_uri"].startswith("models:/")
     run = client.get_run(champion.run_id)
-    assert run.info.run_id == champion.tags["training_run"]
+    assert run.info.run_id == champion.tags["training_run"] == training
+    # logging the models reopened the training's run; its end (its duration in the UI) is the training's
+    assert (run.info.end_time, run.info.status) == (trained.end_time, "FINISHED") and trained.end_time
 
 
 @pytest.mark.parametrize("task", sorted(TRAIN))

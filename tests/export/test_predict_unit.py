@@ -244,3 +244,67 @@ def test_pictures_draw_strong_boxes_only_and_colour_heatmaps_by_class():
     assert tuple(heat[35, 35]) == tuple(round(0.6 * c) for c in draw.PALETTE[0]) and not heat[20, 20].any()
     sheet = draw.grid([Image.new("RGB", (10, 10), (255, 0, 0))] * 5, columns=4, cell=16)
     assert sheet.size == (64, 32)
+
+
+def random_outputs(seed: int, anchors: int = 300, classes: int = 3):
+    """Raw detector outputs with many overlapping candidates: scores A x K, boxes A x 4 (fractions)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.2, 0.8, (anchors, 2))
+    sizes = rng.uniform(0.05, 0.4, (anchors, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1).astype(np.float32)
+    boxes[:5] = [-0.1, -0.2, 1.3, 0.5]  # some reach past the image: clipped
+    return rng.uniform(0, 1, (anchors, classes)).astype(np.float32), boxes
+
+
+@pytest.mark.parametrize("seed, settings", [
+    (0, {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}),
+    (1, {"score_threshold": 0.5, "nms_iou": 0.3, "top_k": 50, "max_detections": 20}),
+    (2, {"score_threshold": 0.9, "nms_iou": 0.7, "top_k": 1000, "max_detections": 1000}),
+])
+def test_numpy_postprocessing_equals_torchvisions(seed, settings):
+    """predict's numpy post-processing (threshold, top-k, per-class NMS, cut) against the pipeline's
+    torchvision one (batched_nms) on the same raw outputs: the same detections, in the same order."""
+    import torch
+    from torchvision.ops import batched_nms, clip_boxes_to_image
+
+    from pipeline.predict.postprocess import detections
+
+    scores, boxes = random_outputs(seed)
+    size = (160, 120)
+    got = detections(scores, boxes, size, **settings)
+    flat = torch.from_numpy(scores).flatten()
+    keep = torch.nonzero(flat > settings["score_threshold"]).squeeze(1)
+    keep = keep[flat[keep].argsort(descending=True, stable=True)[:settings["top_k"]]]
+    anchor, labels = keep // scores.shape[1], keep % scores.shape[1]
+    pixels = torch.from_numpy(boxes)[anchor] * torch.tensor([160, 120, 160, 120])
+    pixels = clip_boxes_to_image(pixels, (120, 160))
+    kept = batched_nms(pixels, flat[keep], labels, settings["nms_iou"])[:settings["max_detections"]]
+    assert len(kept) > 0 and len(got["scores"]) == len(kept)
+    np.testing.assert_allclose(got["boxes"], pixels[kept].numpy(), atol=1e-4)
+    np.testing.assert_array_equal(got["labels"], labels[kept].numpy())
+    np.testing.assert_allclose(got["scores"], flat[keep][kept].numpy())
+    assert got["boxes"].min() >= 0 and got["boxes"][:, [0, 2]].max() <= 160 and got["boxes"][:, [1, 3]].max() <= 120
+
+
+def test_iou_and_area_match_torchvision_and_handle_empty_boxes():
+    import torch
+    from torchvision.ops import box_iou
+
+    from pipeline.predict.postprocess import area, iou_one_to_many
+
+    _, boxes = random_outputs(3, anchors=20)
+    boxes[1] = [0.5, 0.5, 0.5, 0.9]  # zero width
+    ours = np.stack([iou_one_to_many(b, boxes) for b in boxes])
+    np.testing.assert_allclose(ours, box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).nan_to_num().numpy(),
+                               atol=1e-5)
+    assert area(np.array([[0, 0, 2, 3], [5, 5, 4, 9]], np.float32)).tolist() == [6.0, 0.0]  # inverted: no area
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_per_class_only():
+    from pipeline.predict.postprocess import nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.6, 0.9, 0.8, 0.7], np.float32)
+    labels = np.array([0, 0, 1, 0])
+    assert nms(boxes, scores, labels, 0.5).tolist() == [1, 2, 3]  # 0 overlaps 1 (same class); 2 is another class
+    assert nms(boxes, scores, labels, 0.99).tolist() == [1, 2, 3, 0]  # nothing overlaps that much: best first
