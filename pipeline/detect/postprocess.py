@@ -10,9 +10,9 @@ from pipeline.detect.coding import BoxCoder
 
 
 def detections(class_logits: torch.Tensor, box_deltas: torch.Tensor, anchors: torch.Tensor, coder: BoxCoder,
-               image_size: tuple[int, int], score_threshold: float = 0.05, nms_iou: float = 0.5,
-               top_k: int = 1000, max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
-    """Per image: boxes (xyxy, input pixels), scores and labels, best first."""
+               image_size: tuple[int, int], score_threshold: float, nms_iou: float, top_k: int,
+               max_detections: int) -> list[dict[str, torch.Tensor]]:
+    """Per image: boxes (xyxy, input pixels), scores and labels, best first (train.detector.postprocess)."""
     width, height = image_size
     out = []
     for logits, deltas in zip(class_logits, box_deltas):

@@ -42,8 +42,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float) -
     return np.array(kept, dtype=np.int64)
 
 
-def detections(scores: np.ndarray, boxes: np.ndarray, size: tuple[int, int], score_threshold: float = 0.05,
-               nms_iou: float = 0.5, top_k: int = 1000, max_detections: int = 100) -> dict[str, np.ndarray]:
+def detections(scores: np.ndarray, boxes: np.ndarray, size: tuple[int, int], score_threshold: float,
+               nms_iou: float, top_k: int, max_detections: int) -> dict[str, np.ndarray]:
     """One image: ``scores`` A x K (sigmoid), ``boxes`` A x 4 (xyxy, fractions of the input) ->
     boxes (input pixels), scores, labels, best first."""
     width, height = size

@@ -105,23 +105,53 @@ def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     logits[0, 0, 0], logits[0, 1, 0] = 3.0, 2.0  # two overlapping class-0 boxes: keep the stronger
     logits[0, 2, 1] = 1.0  # same place, other class: kept
     logits[0, 3, 0] = -4.0  # score 0.018: under the threshold
-    found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), score_threshold=0.05)[0]
+    post = {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}
+    found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), **post)[0]
     assert found["labels"].tolist() == [0, 1]
     assert torch.allclose(found["boxes"][0], anchors[0]) and found["scores"][0] == torch.sigmoid(torch.tensor(3.0))
     assert len(detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64),
-                          max_detections=1)[0]["boxes"]) == 1
+                          **{**post, "max_detections": 1})[0]["boxes"]) == 1
+    # a score exactly at the threshold is not a detection (sigmoid(0) = 0.5)
+    logits[0, 3, 0] = 0.0
+    assert 3 not in [i for i, b in enumerate(anchors) for f in detections(
+        logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), **{**post, "score_threshold": 0.5})[0]["boxes"]
+        if torch.equal(f, b)]
+
+
+@pytest.mark.parametrize("settings", [
+    {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100},
+    {"score_threshold": 0.3, "nms_iou": 0.4, "top_k": 40, "max_detections": 15},  # top-k cuts the candidates
+])
+def test_predicts_numpy_post_processing_gives_the_pipelines_detections(settings):
+    """The detector's post-processing (torchvision) and predict's (numpy) on the same raw outputs: with
+    zero deltas the boxes are the anchors, so both see the same candidates."""
+    from pipeline.predict.postprocess import detections as numpy_detections
+
+    generator = torch.Generator().manual_seed(0)
+    centre = torch.rand(200, 2, generator=generator) * 60 + 10
+    size = torch.rand(200, 2, generator=generator) * 30 + 4
+    anchors = torch.cat([centre - size / 2, centre + size / 2], dim=1)
+    logits = torch.randn(1, 200, 3, generator=generator) * 2
+    found = detections(logits, torch.zeros(1, 200, 4), anchors, BoxCoder(), (80, 80), **settings)[0]
+    got = numpy_detections(torch.sigmoid(logits[0]).numpy(), (anchors / 80).numpy(), (80, 80), **settings)
+    assert len(found["scores"]) > 5 and found["labels"].tolist() == got["labels"].tolist()
+    torch.testing.assert_close(torch.from_numpy(got["boxes"]), found["boxes"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(got["scores"]), found["scores"])
 
 
 def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
     from pipeline.detect.model import SSD
 
+    torch.manual_seed(0)  # the initial weights: the spread around the prior depends on them
     net = SSD(3, 6, (96, 96), "scratch", "none", 16, 32, None, 0.01, neck="fpn", head_depth=2).eval()
     assert len(net.class_heads) == len(net.box_heads) == 1  # RetinaNet: one tower pair for all levels
     with torch.no_grad():
         logits, deltas = net(torch.zeros(2, 3, 96, 96))
     anchors = sum(r * c for r, c in net.grids) * 6
     assert logits.shape == (2, anchors, 3) and deltas.shape == (2, anchors, 4)
-    assert torch.allclose(torch.sigmoid(logits), torch.tensor(0.01), atol=0.005)  # the prior at the start
+    probabilities = torch.sigmoid(logits)  # the prior at the start: 0.01 on average, none far from it
+    assert abs(float(probabilities.mean()) - 0.01) < 1e-3 and 0.005 < float(probabilities.min())
+    assert float(probabilities.max()) < 0.02
     per_level = SSD(3, 6, (96, 96), "scratch", "none", 16, 128, None, 0.01, neck="none", head_depth=0)
     assert len(per_level.class_heads) == len(per_level.grids)  # one head per level
     with pytest.raises(ValueError, match="neck: fpn"):

@@ -308,3 +308,19 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class_only():
     labels = np.array([0, 0, 1, 0])
     assert nms(boxes, scores, labels, 0.5).tolist() == [1, 2, 3]  # 0 overlaps 1 (same class); 2 is another class
     assert nms(boxes, scores, labels, 0.99).tolist() == [1, 2, 3, 0]  # nothing overlaps that much: best first
+
+
+def test_scenes_are_scaled_as_the_heatmap_stage_does_and_padded_up_to_a_window():
+    from pipeline.predict.preprocess import resized, scaled
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    assert resized(pixels, (40, 20)) is pixels  # the same size: untouched
+    half = scaled(pixels, 0.5, (8, 8), (1, 2, 3))
+    np.testing.assert_array_equal(half, np.asarray(Image.fromarray(pixels).resize((20, 10), Image.Resampling.BILINEAR)))
+    padded = scaled(pixels, 0.5, (16, 12), (1, 2, 3))  # 20 x 10 after scaling: padded to 20 x 12, bottom and right
+    assert padded.shape == (12, 20, 3)
+    np.testing.assert_array_equal(padded[:10], half)
+    assert (padded[10:] == [1, 2, 3]).all()
+    wide = scaled(pixels, 1.0, (48, 16), (9, 9, 9))
+    assert wide.shape == (20, 48, 3) and (wide[:, 40:] == 9).all() and np.array_equal(wide[:, :40], pixels)
