@@ -324,3 +324,41 @@ def test_scenes_are_scaled_as_the_heatmap_stage_does_and_padded_up_to_a_window()
     assert (padded[10:] == [1, 2, 3]).all()
     wide = scaled(pixels, 1.0, (48, 16), (9, 9, 9))
     assert wide.shape == (20, 48, 3) and (wide[:, 40:] == 9).all() and np.array_equal(wide[:, :40], pixels)
+
+
+def onnx_bundle(folder: Path) -> Path:
+    """A real bundle folder with a hand-made ONNX classifier (mean colour -> apple for red, bee for
+    blue), written with onnx's helpers: `predict main` end to end, in milliseconds."""
+    from onnx import TensorProto, helper, save
+
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, 2], [4 / 255, -4 / 255, 0, 0, -4 / 255, 4 / 255])
+    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
+    inputs = [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, "h", "w"])]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 2])]
+    graph = helper.make_graph(nodes, "colours", inputs, outputs, [weights])
+    folder.mkdir(parents=True)
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(folder / "model.onnx"))
+    spec = {"task": "classifier", "labels": LABELS, "input": "images", "preprocessing": IMAGE, "postprocessing": {}}
+    (folder / "bundle.json").write_text(json.dumps(spec))
+    return folder
+
+
+def test_predict_main_loads_a_bundle_and_classifies(images, tmp_path, capsys):
+    folder = onnx_bundle(tmp_path / "bundle")
+    loaded = Bundle.load(folder, threads=1)
+    assert loaded.task == "classifier" and loaded.labels == LABELS
+    assert cli.main([str(folder), str(images), "--json", str(tmp_path / "p.json"), "--quiet", "--batch", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" is ")[1].split()[:2] for line in lines] == [["an", "apple"], ["a", "bee"], ["an", "apple"]]
+    assert len(json.loads((tmp_path / "p.json").read_text())) == 3
+    assert cli.main([str(tmp_path / "nothing"), str(images)]) == 1
+    assert "nothing/bundle.json not found" in capsys.readouterr().err
+    spec = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**spec, "input": "pixels"}))
+    with pytest.raises(ValueError, match="input 'pixels' is not the model's input"):
+        Bundle.load(folder)
+    with pytest.raises(SystemExit):
+        cli.main([str(folder), str(images), "--batch", "0"])
