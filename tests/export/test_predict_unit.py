@@ -340,7 +340,8 @@ def onnx_bundle(folder: Path) -> Path:
     outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 2])]
     graph = helper.make_graph(nodes, "colours", inputs, outputs, [weights])
     folder.mkdir(parents=True)
-    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(folder / "model.onnx"))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    save(model, str(folder / "model.onnx"))
     spec = {"task": "classifier", "labels": LABELS, "input": "images", "preprocessing": IMAGE, "postprocessing": {}}
     (folder / "bundle.json").write_text(json.dumps(spec))
     return folder
