@@ -80,25 +80,25 @@ def test_detect_maps_boxes_from_the_input_back_to_the_image(resize, expected):
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_a_heatmap_cell_is_painted_around_its_windows_centre(scale):
-    """One hot cell (row 3, column 5) of a 32 px window network with stride 8: its window's corner
-    is (40, 24) in the scaled image, its centre (56, 40), which is (56, 40) / scale in the image."""
-    window, stride = 32, 8
+    """One hot cell (row 3, column 5) of a 32 x 24 px window network with stride 8: its window's
+    corner is (40, 24) in the scaled image, its centre (56, 36), which is (56, 36) / scale in the image."""
+    window, stride = (32, 24), 8
 
     def cells(x):
         h, w = x.shape[2:]
-        probs = np.zeros((1, 2, (h - window) // stride + 1, (w - window) // stride + 1), np.float32)
+        probs = np.zeros((1, 2, (h - window[1]) // stride + 1, (w - window[0]) // stride + 1), np.float32)
         probs[0, 1] = 1.0
         probs[0, 0, 3, 5], probs[0, 1, 3, 5] = 1.0, 0.0
         return [probs]
 
     spec = {"task": "fcn", "labels": ["whale", "background"], "input": "images",
-            "preprocessing": {"window": [window, window], "stride": stride, "scales": [scale], "mean": [0.5] * 3},
+            "preprocessing": {"window": list(window), "stride": stride, "scales": [scale], "mean": [0.5] * 3},
             "postprocessing": {"background": "background"}}
     height, width = round(96 / scale), round(128 / scale)
     maps = heatmaps(Bundle(Path("."), spec, FixedSession(cells)), noise(height, width))
     assert maps.shape == (2, height, width)
     y, x = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
-    assert abs(x - 56 / scale) <= 2 / scale and abs(y - 40 / scale) <= 2 / scale, (x, y)
+    assert abs(x - 56 / scale) <= 2 / scale and abs(y - 36 / scale) <= 2 / scale, (x, y)
 
 
 def scenes(tiny_data: Path, count: int = 4) -> list[np.ndarray]:

@@ -88,10 +88,11 @@ def bundle_calls(images, tmp_path):
 
 def test_an_unreadable_image_is_reported_and_the_rest_goes_on(images, tmp_path, capsys):
     (images / "broken.png").write_bytes(b"\x89PNG broken")
-    status = cli.run(bundle("classifier"), [str(images)], tmp_path / "p.json", None, 16, quiet=True)
+    status = cli.run(bundle("classifier"), [str(images)], tmp_path / "p.json", None, 16, quiet=False)
     out, err = capsys.readouterr()
     assert status == 1 and len(out.splitlines()) == 3
     assert "broken.png" in err and "1 of 4 images could not be read" in err
+    assert "predict: 4/4 images" in err  # the unreadable one counted as done
     assert len(json.loads((tmp_path / "p.json").read_text())) == 3
 
 
@@ -117,7 +118,7 @@ def test_the_detector_writes_coco_results_in_image_pixels_and_draws_strong_boxes
     post = {"score_threshold": 0.1, "nms_iou": 0.5, "top_k": 10, "max_detections": 5}
     b = bundle("detector", outputs, preprocessing=IMAGE, postprocessing=post)
     status = cli.run(b, [str(images / "red.png"), str(images / "sub/blue.png")], tmp_path / "d.json",
-                     tmp_path / "pics", 16, quiet=True)
+                     tmp_path / "pics/new", 16, quiet=True)  # a folder made with its parents
     lines = capsys.readouterr().out.splitlines()
     assert status == 0
     assert lines == ["red.png: 1 objects (score >= 0.3): bee 0.90", "blue.png: 1 objects (score >= 0.3): bee 0.90"]
@@ -127,7 +128,7 @@ def test_the_detector_writes_coco_results_in_image_pixels_and_draws_strong_boxes
     # a 12 x 10 image stretched to 8 x 8: x by 12/8, y by 10/8; COCO boxes are x, y, width, height
     assert results[0]["bbox"] == [3.0, 2.5, 6.0, 5.0] and results[0]["score"] == 0.9
     assert results[0]["file_name"] == str(images / "red.png")
-    assert {p.name for p in (tmp_path / "pics").iterdir()} == {"red_boxes.png", "blue_boxes.png"}
+    assert {p.name for p in (tmp_path / "pics/new").iterdir()} == {"red_boxes.png", "blue_boxes.png"}
 
 
 def test_the_heatmap_network_reports_each_object_class_peak(images, tmp_path, capsys):
@@ -163,6 +164,13 @@ def test_a_failed_run_leaves_no_json_that_looks_finished(images, tmp_path):
     with pytest.raises(RuntimeError):
         cli.run(bundle("classifier", broken), [str(images)], tmp_path / "p.json", None, 4, quiet=True)
     assert list(tmp_path.glob("*.json")) == [] and list(tmp_path.glob(".*partial")) == []
+
+
+def test_a_class_exactly_at_its_threshold_is_listed():
+    from pipeline.predict.tasks import tag
+
+    b = bundle("multilabel", lambda x: [np.array([[0.5, 0.49]], np.float32)])
+    assert tag(b, [np.zeros((8, 8, 3), np.uint8)]) == [[("apple", 0.5)]]
 
 
 def test_json_streams_are_valid_objects_and_lists(tmp_path):
