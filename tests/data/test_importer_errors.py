@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.data.prepare import prepare
 from tests.data.test_importer_faults import prepared
-from tests.helpers import WRITERS, make_truths, prepare_voc
+from tests.helpers import WRITERS, data_config, make_truths, prepare_voc
 
 N = 4  # images in each dataset; the first one (img_00) is made faulty
 
@@ -172,3 +173,33 @@ def test_a_file_the_import_needs_is_one_clear_error_before_any_work(tmp_path, ca
     for word in words:
         assert word in message, message
     assert not (tmp_path / "out").exists()  # nothing was written
+
+
+def test_multilabel_csv_label_sets_and_each_faulty_row(tmp_path):
+    """Labels are a set per image (sorted, repeats dropped, an empty cell is none); an image listed
+    twice, a row without a filename, a listed image that is missing and an image not listed are
+    each quarantined with its line or file; the others are kept with their labels."""
+    from pipeline.data.manifest import Manifest
+    from tests.helpers import write_images
+
+    root = tmp_path / "src"
+    truths = make_truths(n=6)
+    write_images(root, truths)
+    rows = ["img_00.png,dog cat dog", "img_01.png,", "img_02.png,bird", "img_02.png,cat", ",cat", "gone.png,dog",
+            "img_03.png,cat bird", "img_04.png, dog "]
+    (root / "labels.csv").write_text("filename,labels\n" + "\n".join(rows) + "\n")  # img_05 is not listed
+    cfg = data_config(format="multilabel_csv", root=str(root), images_dir="images", annotation_file="labels.csv")
+    stats = prepare(cfg, 0, tmp_path / "out", tmp_path / "r", tmp_path / "m.json")
+    manifest = Manifest.read(tmp_path / "out/manifest.json")
+    rejected = {r["item"]: r for r in json.loads((tmp_path / "out/rejected.json").read_text())}
+    assert stats["found"] == stats["accepted"] + stats["rejected"] == 8
+    assert manifest.classes == ["bird", "cat", "dog"]
+    labels = {s.origin: [manifest.classes[c] for c in s.labels] for s in manifest.samples}
+    assert labels == {"images/img_00.png": ["cat", "dog"], "images/img_01.png": [],
+                      "images/img_03.png": ["bird", "cat"], "images/img_04.png": ["dog"]}
+    assert rejected["images/img_02.png"]["code"] == "bad_annotation"
+    assert "labels.csv line 5: img_02.png is listed twice" in rejected["images/img_02.png"]["reason"]
+    assert rejected["labels.csv:line 6"]["code"] == "bad_annotation"
+    assert "empty filename" in rejected["labels.csv:line 6"]["reason"]
+    assert rejected["images/gone.png"]["code"] == "annotation_without_image"
+    assert rejected["images/img_05.png"]["code"] == "image_without_annotation"
