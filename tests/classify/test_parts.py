@@ -72,7 +72,7 @@ def test_missing_checkpoint_path_is_a_clear_error(tmp_path):
         build_classifier(classifier_model("small_alexnet", str(tmp_path / "x.ckpt")), 3, (64, 64))
 
 
-def test_format_line_matches_seed_001():
+def test_format_line_matches_the_classic_one_line_format():
     line = format_line("dolphin1.jpg", np.array([0.99968, 0.00032]), ["dolphin", "seahorse"])
     assert line == "dolphin1.jpg is a dolphin dolphin=99.968% seahorse=0.032%"
 

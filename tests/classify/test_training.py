@@ -109,7 +109,7 @@ def test_frozen_phase_trains_the_head_on_cached_features(tiny_data, tmp_path):
     assert np.isfinite(result["metrics"]["val_loss"])
 
 
-def test_classify_prints_one_line_per_image_in_seed_001_format(tiny_data, tmp_path, capsys):
+def test_classify_prints_one_line_per_image_in_the_classic_format(tiny_data, tmp_path, capsys):
     from pipeline.classify import cli
     from tests.helpers import noise_image, write_image
 

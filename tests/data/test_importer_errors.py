@@ -18,6 +18,14 @@ from tests.helpers import WRITERS, data_config, make_truths, prepare_voc
 N = 4  # images in each dataset; the first one (img_00) is made faulty
 
 
+def dataset(tmp_path: Path, fmt: str, change) -> Path:
+    """A dataset of N images in ``fmt``, then ``change`` applied to its folder."""
+    root = tmp_path / "src"
+    WRITERS[fmt](root, make_truths(n=N))
+    change(root)
+    return root
+
+
 def replace_line(path: Path, line: int, text: str) -> None:
     lines = path.read_text().splitlines()
     lines[line] = text
@@ -108,9 +116,7 @@ REJECTIONS = {
 @pytest.mark.parametrize("case", sorted(REJECTIONS))
 def test_a_faulty_annotation_quarantines_only_its_image(tmp_path, case):
     fmt, corrupt, item, code, words = REJECTIONS[case]
-    root = tmp_path / "src"
-    WRITERS[fmt](root, make_truths(n=N))
-    corrupt(root)
+    root = dataset(tmp_path, fmt, corrupt)
     policy = {"classes": ["cat", "dog", "bird"]} if fmt == "voc" else {}
     stats, manifest, rejected = prepared(tmp_path, root, fmt, **policy)
     assert set(rejected) == {item}, rejected
@@ -163,9 +169,7 @@ FATAL = {
 @pytest.mark.parametrize("case", sorted(FATAL))
 def test_a_file_the_import_needs_is_one_clear_error_before_any_work(tmp_path, case):
     fmt, change, policy, error, words = FATAL[case]
-    root = tmp_path / "src"
-    WRITERS[fmt](root, make_truths(n=N))
-    change(root)
+    root = dataset(tmp_path, fmt, change)
     with pytest.raises(error) as info:
         prepare_voc(tmp_path, root, fmt, **policy)
     message = str(info.value.args[0])
