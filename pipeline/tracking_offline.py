@@ -60,6 +60,13 @@ class Journal:
             shutil.copyfile(path, self.folder / relative)
         self.append(run_id, "artifact", path=relative.as_posix(), folder=folder)
 
+    def record(self, run_id: str, kind: str, **fields) -> None:
+        """One entry of any kind: an artifact (``path``, ``folder``) by :meth:`artifact`, else as given."""
+        if kind == "artifact":
+            self.artifact(run_id, fields["path"], fields.get("folder"))
+        else:
+            self.append(run_id, kind, **fields)
+
     def entries(self) -> list[dict]:
         if not self.path.is_file():
             return []
@@ -75,10 +82,7 @@ def guarded(uri: str, journal: Journal, run_id: str, send, kind: str, **fields) 
     except Exception:
         if not server_gone(uri):
             raise
-    if kind == "artifact":
-        journal.artifact(run_id, fields["path"], fields.get("folder"))
-    else:
-        journal.append(run_id, kind, **fields)
+    journal.record(run_id, kind, **fields)
     return False
 
 
@@ -91,25 +95,19 @@ class ResilientMLFlowLogger(MLFlowLogger):
     shown_dir: Path | None = None  # the folder named in messages (the journal's, once training ends)
     offline = False
 
-    def _uri(self) -> str:
-        return self._tracking_uri
-
     def _send(self, send, kind: str, **fields) -> None:
         if self.journal_dir is None:
             send()
             return
         journal = Journal(self.journal_dir)
-        if self.offline:
-            if kind == "artifact":
-                journal.artifact(self.run_id, fields["path"], fields.get("folder"))
-            else:
-                journal.append(self.run_id, kind, **fields)
+        if self.offline:  # the server went away: not asked again
+            journal.record(self.run_id, kind, **fields)
             return
-        if not guarded(self._uri(), journal, self.run_id, send, kind, **fields):
+        if not guarded(self._tracking_uri, journal, self.run_id, send, kind, **fields):
             self.offline = True
             shown = self.shown_dir or journal.folder
-            warnings.warn(f"MLflow tracking server {redact(self._uri())} stopped answering; training goes on and "
-                          f"what it logs is kept in {shown / JOURNAL} (send it later: python -m "
+            warnings.warn(f"MLflow tracking server {redact(self._tracking_uri)} stopped answering; training goes on "
+                          f"and what it logs is kept in {shown / JOURNAL} (send it later: python -m "
                           f"pipeline.tracking_offline {shown})", RuntimeWarning, stacklevel=2)
 
     def log_metrics(self, metrics, step=None) -> None:
