@@ -133,7 +133,7 @@ class Augments:
 @dataclass
 class ClassifierModel:
     name: str = MISSING
-    pretrained: str = MISSING  # imagenet | none | path/to/checkpoint.ckpt
+    pretrained: str = MISSING  # imagenet | none | a model folder, checkpoint or bundle of this project
     dropout: float = MISSING
     width: int = MISSING       # from-scratch backbones: channels of the first convolution
     hidden: int = MISSING      # fc6/fc7 units of the AlexNet-style head
@@ -150,7 +150,7 @@ class Anchors:
 @dataclass
 class DetectorModel:
     backbone: str = MISSING
-    pretrained: str = MISSING
+    pretrained: str = MISSING  # imagenet | none | a model folder, checkpoint or bundle of this project
     width: int = MISSING
     neck: str = MISSING
     extra_channels: int = MISSING

@@ -37,7 +37,7 @@ def load_classifier(model_dir: str | Path, checkpoint: str = "best.ckpt") -> tup
 def build_from_info(info: dict) -> ClassifierNet:
     """The untrained network a model.json describes (its weights come from the checkpoint)."""
     cfg = OmegaConf.create({**info["model"], "pretrained": "none"})
-    return build_classifier(cfg, len(info["classes"]), info["input_size"])
+    return build_classifier(cfg, info["classes"], info["input_size"])
 
 
 @torch.no_grad()

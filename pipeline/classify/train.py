@@ -35,7 +35,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     L.seed_everything(seed, workers=True, verbose=False)
     data = data_from_config(manifest, pipelines_dir, tc, seed)
     input_size = data.input_size()
-    net = build_classifier(cfg.model.classifier, len(data.classes), input_size)
+    net = build_classifier(cfg.model.classifier, data.classes, input_size)
     pretrained = str(cfg.model.classifier.pretrained) != "none"
     freeze = int(tc.freeze_epochs) if pretrained else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0

@@ -57,6 +57,8 @@ def backbone_pyramid(name: str, pretrained: str, width: int) -> tuple[nn.Module,
             raise ValueError("model.detector: the scratch backbone has no pretrained weights (pretrained: none)")
         net = ScratchPyramid(width)
         return net, net.channels, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    if pretrained not in ("imagenet", "none"):  # a trained model's weights load after the whole SSD is built
+        raise ValueError(f"model.detector.pretrained: the backbone starts from imagenet or none, not {pretrained!r}")
     net = timm.create_model(name, features_only=True, out_indices=(2, 3, 4), pretrained=False)
     if pretrained == "imagenet":
         if name != LITE0:

@@ -17,18 +17,25 @@ from pipeline.detect.data import DetectionData
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
+from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
 from pipeline.training import MODEL_FILE, tracked_fit
 
+CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
 
-def build_detector(mc, num_classes: int, input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
-    """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder."""
-    levels = list(mc.anchors.levels)
+
+def build_detector(mc, classes: Sequence[str], input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
+    """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder;
+    ``pretrained`` a trained model of this project: its weights (pipeline.models.finetune)."""
+    levels, num_classes, pretrained = list(mc.anchors.levels), len(classes), str(mc.pretrained)
     probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
                 levels, float(mc.prior), "none", 0)  # grids first: the anchors per cell depend on nothing else
     spec = spec_from_config(mc.anchors, len(probe.grids))
-    net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), str(mc.pretrained), int(mc.width),
-              int(mc.extra_channels), levels, float(mc.prior), str(mc.neck), int(mc.head_depth))
+    trained = pretrained not in ("imagenet", "none")
+    net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), "none" if trained else pretrained,
+              int(mc.width), int(mc.extra_channels), levels, float(mc.prior), str(mc.neck), int(mc.head_depth))
+    if trained:
+        load_trained(net, pretrained, CLASS_OUTPUTS, classes)
     anchors = make_anchors(net.grids, spec, tuple(input_size))
     return net, anchors, BoxCoder(str(mc.coding), tuple(float(v) for v in mc.variances))
 
@@ -56,7 +63,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
     input_size = data.input_size()
-    net, anchors, coder = build_detector(cfg.model.detector, len(data.classes), input_size)
+    net, anchors, coder = build_detector(cfg.model.detector, data.classes, input_size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
     model_info = {"model": OmegaConf.to_container(cfg.model.detector, resolve=True), "classes": data.classes,
                   "input_size": list(input_size),
@@ -79,6 +86,6 @@ def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):
     model_dir = Path(model_dir)
     info = json.loads((model_dir / MODEL_FILE).read_text())
     mc = OmegaConf.create({**info["model"], "pretrained": "none"})
-    net, anchors, coder = build_detector(mc, len(info["classes"]), info["input_size"])
+    net, anchors, coder = build_detector(mc, info["classes"], info["input_size"])
     net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))
     return net.eval(), anchors, coder, info

@@ -8,14 +8,14 @@ Heads: ``pool_linear`` (global average pooling + linear: any input size) or ``al
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Sequence
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from pipeline.models.backbones import Backbone, build_backbone, feature_shape
-from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.models.finetune import load_trained
 
 
 class PoolLinearHead(nn.Module):
@@ -78,17 +78,16 @@ class ClassifierNet(nn.Module):
         return [list(g.parameters()) for g in self.groups] + [list(self.head.parameters())]
 
 
-def build_classifier(model_cfg: DictConfig, num_classes: int, input_size) -> ClassifierNet:
-    """``model_cfg``: name, pretrained (imagenet | none | checkpoint path), dropout, width, hidden."""
+CLASS_OUTPUTS = r"head\.(fc|fc8)\."  # the layer that depends on the classes (PoolLinearHead, AlexNetHead)
+
+
+def build_classifier(model_cfg: DictConfig, classes: Sequence[str], input_size) -> ClassifierNet:
+    """``model_cfg``: name, pretrained (imagenet | none | a checkpoint, model folder or bundle of
+    this project: pipeline.models.finetune), dropout, width, hidden."""
     pretrained = str(model_cfg.pretrained)
     backbone = build_backbone(model_cfg.name, imagenet=pretrained == "imagenet", width=int(model_cfg.width))
-    net = ClassifierNet(backbone, num_classes, input_size, float(model_cfg.dropout),
+    net = ClassifierNet(backbone, len(classes), input_size, float(model_cfg.dropout),
                         int(model_cfg.hidden))
     if pretrained not in ("imagenet", "none"):
-        state = project_checkpoint_state(Path(pretrained))
-        backbone_state = {k: v for k, v in state.items() if k.startswith("features.")}
-        net.features.load_state_dict({k.removeprefix("features."): v for k, v in backbone_state.items()})
-        head_state = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
-        if all(head_state.get(k, torch.empty(0)).shape == v.shape for k, v in net.head.state_dict().items()):
-            net.head.load_state_dict(head_state)  # same classes: keep the head too
+        load_trained(net, pretrained, CLASS_OUTPUTS, classes)
     return net

@@ -38,7 +38,7 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     L.seed_everything(seed, workers=True, verbose=False)
     data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), seed)
     input_size = data.input_size()
-    net = build_classifier(cfg.model.multilabel, len(data.classes), input_size)
+    net = build_classifier(cfg.model.multilabel, data.classes, input_size)
     freeze_allowed = str(cfg.model.multilabel.pretrained) != "none"  # frozen pretrained layers; none: all train
     freeze = int(tc.freeze_epochs) if freeze_allowed else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0

@@ -50,17 +50,17 @@ def test_lite0_imagenet_weights_load_offline_and_recognise_a_cat():
 
 def test_torchvision_imagenet_download_fails_fast_with_a_fix():
     with pytest.raises(PretrainedUnavailable, match="download.pytorch.org.*pretrained"):
-        build_classifier(classifier_model("resnet18", "imagenet"), 3, (64, 64))
+        build_classifier(classifier_model("resnet18", "imagenet"), list("abc"), (64, 64))
 
 
 def test_small_alexnet_has_no_imagenet_weights():
     with pytest.raises(ValueError, match="from scratch"):
-        build_classifier(classifier_model("small_alexnet", "imagenet"), 3, (64, 64))
+        build_classifier(classifier_model("small_alexnet", "imagenet"), list("abc"), (64, 64))
 
 
 @pytest.mark.parametrize("name", ["small_alexnet", "tf_efficientnet_lite0", "resnet18", "alexnet", "squeezenet1_1"])
 def test_backbones_classify_uint8_images(name):
-    net = build_classifier(classifier_model(name, "none"), 4, (64, 64)).eval()
+    net = build_classifier(classifier_model(name, "none"), list("abcd"), (64, 64)).eval()
     out = net(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
     assert out.shape == (2, 4) and len(net.param_groups()) == 3
     grouped = {id(p) for g in net.param_groups() for p in g}
@@ -68,8 +68,8 @@ def test_backbones_classify_uint8_images(name):
 
 
 def test_missing_checkpoint_path_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="pretrained checkpoint not found"):
-        build_classifier(classifier_model("small_alexnet", str(tmp_path / "x.ckpt")), 3, (64, 64))
+    with pytest.raises(FileNotFoundError, match="pretrained weights not found"):
+        build_classifier(classifier_model("small_alexnet", str(tmp_path / "x.ckpt")), list("abc"), (64, 64))
 
 
 def test_format_line_matches_the_classic_one_line_format():
@@ -80,7 +80,7 @@ def test_format_line_matches_the_classic_one_line_format():
 def transfer_module(name: str, pretrained: str):
     from pipeline.classify.module import ClassifierModule
 
-    net = build_classifier(classifier_model(name, pretrained), 2, (64, 64))
+    net = build_classifier(classifier_model(name, pretrained), ["a", "b"], (64, 64))
     return ClassifierModule(net, ["a", "b"], 1e-2, 0.0, [0.1, 0.3, 1.0], 0, 2, "constant", None, 0.0, 0, (1, 1))
 
 
