@@ -10,6 +10,7 @@ the closest known key.
 import difflib
 import inspect
 from dataclasses import dataclass, is_dataclass
+from enum import Enum
 from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -172,6 +173,26 @@ class Models:
 # --- training -------------------------------------------------------------------------------------
 
 
+class OptimizerName(Enum):
+    adamw = "adamw"
+    adam = "adam"
+    sgd = "sgd"
+
+
+@dataclass
+class Optimizer:
+    name: OptimizerName = MISSING
+    momentum: float = MISSING  # SGD's momentum; Adam's and AdamW's first beta
+
+
+@dataclass
+class LrFind:
+    enabled: bool = MISSING
+    min_lr: float = MISSING
+    max_lr: float = MISSING
+    steps: int = MISSING
+
+
 @dataclass
 class Schedule:
     epochs: int = MISSING
@@ -181,6 +202,9 @@ class Schedule:
     lr_mult: List[float] = MISSING
     weight_decay: float = MISSING
     schedule: str = MISSING    # one_cycle | cosine | constant
+    optimizer: Optimizer = MISSING
+    lr_find: LrFind = MISSING  # the learning-rate finder before training (pipeline/lr_finder.py)
+    monitor: str = MISSING     # best checkpoint and early stopping: one of the task's `monitors` (pipeline/tasks.py)
     batch_size: int = MISSING
     num_workers: int = MISSING
     early_stopping_patience: Optional[int] = MISSING
@@ -411,7 +435,7 @@ def validate(cfg: DictConfig, source: str = "params.yaml", locate=None) -> DictC
         if key not in allowed:
             raise ConfigError(f"{where('trainer.' + key)}: unknown key 'trainer.{key}' (not an argument of "
                               f"lightning's Trainer){suggestion(key, allowed).replace(chr(39) + key, chr(39) + key)}")
-    plain = OmegaConf.create(OmegaConf.to_container(merged, resolve=True))
+    plain = OmegaConf.create(OmegaConf.to_container(merged, resolve=True, enum_to_str=True))
     for name in extra:
         if name in IGNORED_SECTIONS:
             plain[name] = extra[name]
@@ -429,13 +453,15 @@ def expected_type(kind) -> str:
         return "a list"
     if get_origin(kind) is dict or is_dataclass(kind):
         return "a mapping of keys"
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return "one of " + ", ".join(member.value for member in kind)
     return TYPE_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def type_problem(exc: ValidationError) -> str:
     """'expects an integer, got 'ten'' from OmegaConf's error."""
     message = str(getattr(exc, "msg", exc)).splitlines()[0]
-    got = message.split("Value '", 1)[1].split("'", 1)[0] if "Value '" in message else None
+    got = message.split("alue '", 1)[1].split("'", 1)[0] if "alue '" in message else None  # (V|v)alue '...'
     hints = get_type_hints(exc.object_type) if is_dataclass(exc.object_type) else {}
     if exc.key in hints:
         return f"expects {expected_type(hints[exc.key])}" + (f", got {got!r}" if got is not None else "")

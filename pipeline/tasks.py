@@ -25,6 +25,7 @@ class Task:
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     reported: tuple[str, ...]  # evaluation results printed ("*" stands for each split)
     key_metric: tuple[str, ...]  # path in the evaluation metrics; higher is better (registry champion)
+    monitors: tuple[str, ...]  # per-epoch metrics `train.<task>.monitor` may choose (best checkpoint, early stop)
     objectives: tuple[str, ...] = ()  # validation metrics a sweep may maximise (none: not sweepable)
     monitor: str = ""          # per-epoch metric a sweep's pruner watches
 
@@ -41,6 +42,7 @@ TASKS = {
              evaluate="pipeline.classify.evaluate:evaluate_classifier",
              export="pipeline.export.build:load_classifier_export",
              trained=("val_acc", "val_f1"), reported=("*.accuracy", "*.macro_f1"),
+             monitors=("val_loss", "val_acc", "val_f1"),
              key_metric=("val", "accuracy"), objectives=("accuracy", "macro_f1"), monitor="val_acc"),
         Task("fcn", ("detection",), "classifier",
              train="pipeline.heatmap.train:train_fcn",
@@ -48,18 +50,21 @@ TASKS = {
              export="pipeline.export.build:load_fcn_export",
              trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
              reported=("speed_ratio", "pointing_game.fcn", "pointing_game.sliding", "ap50.fcn"),
+             monitors=("val_loss", "val_acc", "val_f1"),  # its patch classifier's; the dense phase: its loss
              key_metric=("pointing_game", "fcn")),
         Task("detector", ("detection",), "detector",
              train="pipeline.detect.train:train_detector",
              evaluate="pipeline.detect.evaluate:evaluate_detector",
              export="pipeline.export.build:load_detector_export",
              trained=("val_map_50", "val_map"), reported=("*.map_50", "*.map"),
+             monitors=("val_loss", "val_map_50", "val_map"),
              key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50"),
         Task("multilabel", ("detection", "multilabel"), "multilabel",
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
              export="pipeline.multilabel.export:load_multilabel_export",
              trained=("val_map", "val_f1"), reported=("*.map", "*.macro_f1", "*.micro_f1"),
+             monitors=("val_loss", "val_map", "val_f1"),
              key_metric=("val", "map"), objectives=("map", "macro_f1", "micro_f1"), monitor="val_map"),
     )
 }
@@ -87,8 +92,19 @@ def data_kind(data_format: str) -> str:
     return get_source(data_format).TASK
 
 
+def monitor_mode(name: str) -> str:
+    """Lightning's mode for a monitored metric: losses fall, the others rise."""
+    return "min" if name.endswith("loss") else "max"
+
+
 def check_models(cfg, source: str = "params.yaml") -> None:
-    """Refuse, in one line, a model list the data cannot train (a detector on image folders)."""
+    """Refuse, in one line, a model list the data cannot train (a detector on image folders) or a
+    training monitor its task does not log."""
+    for task in TASKS.values():
+        chosen = cfg.train[task.name].monitor
+        if chosen not in task.monitors:
+            raise ValueError(f"{source}: train.{task.name}.monitor: {chosen!r} is not a metric the {task.name} "
+                             f"logs every epoch; choose one of {', '.join(task.monitors)}")
     kind = data_kind(cfg.data.format)
     for name in cfg.data.models:
         if name not in TASKS:

@@ -20,7 +20,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.epoch_tables import FOLDER as EPOCHS
+from pipeline.epoch_tables import EpochTables
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
+from pipeline.lr_finder import lr_finder
+from pipeline.tasks import monitor_mode
 from pipeline.tracking import (
     check_reachable,
     ensure_experiment,
@@ -90,16 +94,17 @@ class PortableCheckpointPaths(Callback):
 
 
 def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDataModule, out_dir: Path,
-                manifest: Path, stage: str, epochs: int, monitor: str, mode: str, model_info: dict,
+                manifest: Path, stage: str, epochs: int, monitor: str, model_info: dict,
                 derived: dict, artifacts: Sequence[Path] = (), resume: bool = False,
                 callbacks: Sequence[Callback] = (), patience: int | None = None, files: dict[str, Path] | None = None,
-                run_id: str | None = None, artifact_folder: str | None = None):
+                run_id: str | None = None, artifact_folder: str | None = None, lr_find: DictConfig | None = None):
     """Fit ``module`` on ``data`` for ``epochs`` in the MLflow run of ``stage``; writes
-    ``out_dir``/{best,last}.ckpt (best by ``monitor``), model.json, run.json and copies of ``files``
-    ({name: source}). The folder appears complete or not at all: the training works in
+    ``out_dir``/{best,last}.ckpt (best by ``monitor``: lowest for a loss, else highest), model.json,
+    run.json and copies of ``files`` ({name: source}). The folder appears complete or not at all: the training works in
     ``.<out_dir>.partial``, which an interrupted run leaves for ``resume``; its MLflow run then ends
     KILLED (interrupted) or FAILED (an error). ``run_id``: a later phase of one training, logged to
-    that (earlier phase's) run, its files under ``artifact_folder``. Returns (trainer, logger, checkpoint callback)."""
+    that (earlier phase's) run, its files under ``artifact_folder``. ``lr_find``: the training's
+    ``lr_find`` settings (pipeline.lr_finder). Returns (trainer, logger, checkpoint callback)."""
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
     check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
@@ -120,14 +125,16 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                 atomic_write_json(work / MODEL_FILE, model_info)
                 for name, source in (files or {}).items():
                     shutil.copyfile(source, work / name)
-            checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor=monitor, mode=mode,
+            checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor=monitor, mode=monitor_mode(monitor),
                                          auto_insert_metric_name=False, enable_version_counter=False)
             # every epoch's end: Lightning 2.6's save_last writes only when the best one improved
             last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
-            all_callbacks = [checkpoint, last, PortableCheckpointPaths(),
-                             *callbacks]  # best first: last holds its state
+            finder = lr_finder(lr_find, work) if lr_find is not None else []
+            # best first: last holds its state
+            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), *callbacks,
+                             *finder]
             if patience:
-                all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
+                all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=int(patience)))
             trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
                                 reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
                                 num_sanity_val_steps=0, **trainer_settings(cfg))

@@ -26,6 +26,18 @@ def phase_schedule(kind: str, pct_start: float = 0.25, div: float = 25.0, final_
     raise ValueError(f"train.<model>.schedule: {kind!r} is not one_cycle, cosine or constant")
 
 
+def make_optimizer(spec: dict, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``train.<task>.optimizer``: ``adamw`` (decoupled weight decay), ``adam`` (weight decay as L2 in
+    the gradient) or ``sgd`` with momentum; ``momentum`` is SGD's, or the Adams' first beta."""
+    name, momentum = str(spec["name"]), float(spec["momentum"])
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    adams = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+    if name not in adams:
+        raise ValueError(f"train.<model>.optimizer.name: {name!r} is not adamw, adam or sgd")
+    return adams[name](groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+
+
 class SeededSteps:
     """LightningModule mixin: each step's randomness (dropout, random scales) from (seed, epoch,
     step), whatever else drew from the global generator before (loader set-up differs after a resume)."""
@@ -42,8 +54,8 @@ class TransferSchedule:
     layers with discriminative learning rates (``lr_mult`` over ``net.param_groups()``, early ->
     late), each phase with its own one-cycle/cosine/constant schedule.
 
-    Needs: net, lr, weight_decay, lr_mult, freeze_epochs, epochs, schedule, steps (optimiser
-    steps per epoch in the frozen phase and after). With ``frozen_stem`` (set by
+    Needs: net, optimizer (``train.<task>.optimizer``), lr, weight_decay, lr_mult, freeze_epochs,
+    epochs, schedule, steps (optimiser steps per epoch in the frozen phase and after). With ``frozen_stem`` (set by
     :meth:`keep_stem_frozen`), the network's stem (``net.stem()``) stays frozen in both phases,
     its batch norms included.
     """
@@ -84,9 +96,9 @@ class TransferSchedule:
     def configure_optimizers(self):
         groups = self.net.param_groups()
         mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
-        optimiser = torch.optim.AdamW(
-            [{"params": params, "lr": self.lr * m} for params, m in zip(groups, mults)],
-            lr=self.lr, weight_decay=self.weight_decay)
+        optimiser = make_optimizer(self.optimizer, [{"params": params, "lr": self.lr * m}
+                                                    for params, m in zip(groups, mults)],
+                                   self.lr, self.weight_decay)
         shape = phase_schedule(self.schedule)
         frozen_steps = self.freeze_epochs * self.steps[0]
         tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])

@@ -104,6 +104,10 @@ def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Pat
     ("data.models", ["classifier", "detectr"],
      "data.models names 'detectr', which is not a task; did you mean 'detector'? choose from classifier, fcn, "
      "detector, multilabel"),
+    ("train.detector.optimizer.name", "sdg", "'train.detector.optimizer.name' expects one of adamw, adam, sgd, "
+                                             "got 'sdg'"),
+    ("train.classifier.monitor", "val_map", "train.classifier.monitor: 'val_map' is not a metric the classifier logs "
+                                            "every epoch; choose one of val_loss, val_acc, val_f1"),
 ])
 def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, path, value, expected):
     params = edited_params(tmp_path, path, value)

@@ -79,8 +79,11 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
     assert '"map_50"' in shown and (repo_copy / "reports/detector/predictions_val.png").is_file()
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))["data"]
-    curves = [name for name in plots if name.startswith("reports/detector_tables/val/")]
-    assert curves and all(plots[name][0]["type"] == "vega" for name in curves), sorted(plots)
+    for table in ("reports/detector_tables/pr/val/", "reports/detector_tables/confidence/val.csv",
+                  "reports/detector_tables/confusion/val.csv", "models/detector/epochs/val_map_50.csv",
+                  "models/classifier/epochs/val_loss.csv", "models/fcn/dense/epochs/dense_val_loss.csv"):
+        curves = [name for name in plots if name.startswith(table)]
+        assert curves and all(plots[name][0]["type"] == "vega" for name in curves), (table, sorted(plots))
     for model in ("classifier", "fcn", "detector"):  # three bundles, each parity-checked
         assert (repo_copy / "bundles" / model / "model.onnx").is_file(), model
         parity = json.loads((repo_copy / f"metrics/export_{model}.json").read_text())

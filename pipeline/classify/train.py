@@ -41,9 +41,9 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     data.cache_until_epoch = freeze if tc.cache_features else 0
     steps = data.steps_per_epoch()
     module = ClassifierModule(
-        net, data.classes, float(tc.lr), float(tc.weight_decay), list(tc.lr_mult), freeze, int(tc.epochs),
-        str(tc.schedule), class_weights(tc.class_weights, data.class_counts()), float(tc.label_smoothing), seed,
-        (steps, steps))
+        net, data.classes, OmegaConf.to_container(tc.optimizer), float(tc.lr), float(tc.weight_decay),
+        list(tc.lr_mult), freeze, int(tc.epochs), str(tc.schedule),
+        class_weights(tc.class_weights, data.class_counts()), float(tc.label_smoothing), seed, (steps, steps))
     module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.classifier.frozen_stem")
 
     artifacts = [Path(pipelines_dir) / "classifier_train.json", Path(pipelines_dir) / "classifier_eval.json"]
@@ -54,9 +54,9 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     derived = {"freeze_epochs": freeze, "input_size": list(input_size), "classes": ",".join(data.classes),
                "train_items": len(data.items["train"])}
     trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_loss", "min", model_info, derived,
+        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
         artifacts, resume, callbacks, tc.early_stopping_patience,
-        files={PREPROCESS_FILE: Path(pipelines_dir) / "classifier_eval.json"})
+        files={PREPROCESS_FILE: Path(pipelines_dir) / "classifier_eval.json"}, lr_find=tc.lr_find)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,
             "best": str(out_dir / Path(checkpoint.best_model_path).name), "feature_cache_seconds": data.cache_seconds}

@@ -1,6 +1,8 @@
 """Evaluate a trained detector on val/test: COCO metrics (mAP@0.5, mAP@[.5:.95], by size and per
-class), precision-recall curves at IoU 0.5 (CSV for `dvc plots` and a PNG), and pictures of
-ground truth next to predictions. Everything is logged to the training's MLflow run."""
+class), precision-recall curves at IoU 0.5, precision/recall/F1 against the confidence threshold
+(with the threshold of best F1 in the metrics), a confusion matrix with background (CSV for `dvc
+plots` and PNGs), label statistics, and pictures of ground truth next to predictions. Everything
+is logged to the training's MLflow run."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.detection import MeanAveragePrecision
 
+from pipeline.data.manifest import Manifest
 from pipeline.data.split import evaluated_splits
 from pipeline.detect.data import DetectionData
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
+from pipeline.detect.report import confidence_report, save_label_statistics
 from pipeline.detect.train import load_detector
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.training import log_to_run
@@ -99,11 +103,15 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
             flat.update({f"eval_{split}_{k}": v for k, v in results[split].items()
                          if isinstance(v, float)})  # None: no objects of that size
             recall, curves = pr_curves(preds, targets, len(classes))
-            (curves_dir / split).mkdir()
-            save_pr(recall, curves, classes, curves_dir / split, reports / f"pr_{split}.png",
+            (curves_dir / "pr" / split).mkdir(parents=True)
+            save_pr(recall, curves, classes, curves_dir / "pr" / split, reports / f"pr_{split}.png",
                     f"{split}: precision-recall at IoU 0.5 (mAP@0.5 {results[split]['map_50']:.3f})")
+            best = confidence_report(preds, targets, classes, split, reports, curves_dir)
+            results[split].update(best)
+            flat.update({f"eval_{split}_{k}": v for k, v in best.items()})
             if split == "val":
                 save_pictures(images, preds, targets, classes, reports / "predictions_val.png")
+        save_label_statistics(Manifest.read(manifest), reports / "labels.png")
     atomic_write_json(metrics_path, results)
     log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation",
                pending_dir=reports_dir)

@@ -17,13 +17,14 @@ from pipeline.transfer import SeededSteps, TransferSchedule
 
 class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
     def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder, postprocess: dict,
-                 input_size: tuple[int, int], lr: float, weight_decay: float, lr_mult, freeze_epochs: int,
+                 input_size: tuple[int, int], optimizer: dict, lr: float, weight_decay: float, lr_mult,
+                 freeze_epochs: int,
                  epochs: int, schedule: str, seed: int, steps: tuple[int, int]):  # from conf/ (train.detector)
         super().__init__()
         self.net, self.loss, self.coder = net, loss, coder
         self.register_buffer("anchors", anchors)
         self.postprocess, self.input_size = dict(postprocess), tuple(input_size)
-        self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
+        self.optimizer, self.lr, self.weight_decay, self.lr_mult = dict(optimizer), lr, weight_decay, list(lr_mult)
         self.freeze_epochs, self.epochs, self.schedule = freeze_epochs, epochs, schedule
         self.seed, self.steps = seed, steps
         self.val_map = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")

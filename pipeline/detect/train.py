@@ -48,7 +48,8 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
                          str(tc.loss.localisation), float(tc.loss.box_weight), float(tc.matching.positive_iou),
                          float(tc.matching.negative_iou))
     module = DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
-                            tuple(input_size), float(tc.lr), float(tc.weight_decay), list(tc.lr_mult),
+                            tuple(input_size), OmegaConf.to_container(tc.optimizer), float(tc.lr),
+                            float(tc.weight_decay), list(tc.lr_mult),
                             int(tc.freeze_epochs) if pretrained else 0, int(tc.epochs), str(tc.schedule),
                             int(cfg.seed), (steps, steps))
     module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.detector.frozen_stem")
@@ -74,8 +75,8 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     if preview and Path(preview).is_file():
         artifacts.append(Path(preview))
     trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_map_50", "max", model_info, derived,
-        artifacts, resume, callbacks, tc.early_stopping_patience)
+        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
+        artifacts, resume, callbacks, tc.early_stopping_patience, lr_find=tc.lr_find)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
             "best": str(out_dir / Path(checkpoint.best_model_path).name)}

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torchvision.ops import box_iou
 
 from pipeline.heatmap.fcn import FullyConvolutional, Geometry
-from pipeline.transfer import SeededSteps, phase_schedule
+from pipeline.transfer import SeededSteps, make_optimizer, phase_schedule
 
 IGNORE = -100
 FILL = 114.0  # grey outside the image, as the patch view's crops
@@ -82,10 +82,11 @@ class DenseModule(SeededSteps, L.LightningModule):
     """
 
     # every setting comes from conf/ (train.fcn.dense) through pipeline.heatmap.train: no defaults here
-    def __init__(self, net: FullyConvolutional, background: int, context: float, views: dict, lr: float,
-                 weight_decay: float, epochs: int, steps_per_epoch: int, positive_iou: float, negative_iou: float,
-                 seed: int):
+    def __init__(self, net: FullyConvolutional, background: int, context: float, views: dict, optimizer: dict,
+                 lr: float, weight_decay: float, epochs: int, steps_per_epoch: int, positive_iou: float,
+                 negative_iou: float, seed: int):
         super().__init__()
+        self.optimizer = dict(optimizer)
         self.net, self.background, self.context, self.views = net, background, context, dict(views)
         self.lr, self.weight_decay, self.epochs, self.steps_per_epoch = lr, weight_decay, epochs, steps_per_epoch
         self.ious, self.seed = (positive_iou, negative_iou), seed
@@ -119,7 +120,8 @@ class DenseModule(SeededSteps, L.LightningModule):
         self.step(batch["images"].float(), batch["boxes"], batch["labels"], "val")
 
     def configure_optimizers(self):
-        optimiser = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimiser = make_optimizer(self.optimizer, [{"params": list(self.net.parameters())}], self.lr,
+                                   self.weight_decay)
         shape, total = phase_schedule("one_cycle"), max(1, self.epochs * self.steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: shape(step / total))
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -58,12 +58,13 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
                          f"{data.classes} + {BACKGROUND!r}; retrain it on this data")
     L.seed_everything(seed, workers=True, verbose=False)
     views = {k: d[k] for k in ("crop", "scales", "scale_jitter", "object_fraction")}
-    module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.train.fcn.patch_context), views, float(d.lr),
+    module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.train.fcn.patch_context), views,
+                         OmegaConf.to_container(cfg.train.fcn.optimizer), float(d.lr),
                          float(d.weight_decay), int(d.epochs), data.steps_per_epoch(), float(d.positive_iou),
                          float(d.negative_iou), seed)
     fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
     trainer, _, checkpoint = tracked_fit(cfg, module, data, out_dir, manifest, STAGE, int(d.epochs), "dense_val_loss",
-                                         "min", {}, {}, resume=resume, run_id=run_id, artifact_folder="dense")
+                                         {}, {}, resume=resume, run_id=run_id, artifact_folder="dense")
     fcn.load_state_dict(project_checkpoint_state(out_dir / Path(checkpoint.best_model_path).name))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 

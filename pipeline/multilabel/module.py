@@ -14,11 +14,11 @@ from pipeline.transfer import HeadOnFeatures, SeededSteps, TransferSchedule
 
 class MultiLabelModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.LightningModule):
     # every setting comes from conf/ (train.multilabel) through pipeline.multilabel.train
-    def __init__(self, net: ClassifierNet, classes: list[str], lr: float, weight_decay: float, lr_mult,
+    def __init__(self, net: ClassifierNet, classes: list[str], optimizer: dict, lr: float, weight_decay: float, lr_mult,
                  freeze_epochs: int, epochs: int, schedule: str, pos_weight: torch.Tensor | None, seed: int,
                  steps: tuple[int, int]):
         super().__init__()
-        self.net, self.classes = net, list(classes)
+        self.net, self.classes, self.optimizer = net, list(classes), dict(optimizer)
         self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
         self.freeze_epochs, self.epochs, self.schedule, self.seed = freeze_epochs, epochs, schedule, seed
         self.steps = steps

@@ -43,8 +43,8 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     freeze = int(tc.freeze_epochs) if freeze_allowed else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0
     steps = data.steps_per_epoch()
-    module = MultiLabelModule(net, data.classes, float(tc.lr), float(tc.weight_decay), list(tc.lr_mult), freeze,
-                              int(tc.epochs), str(tc.schedule),
+    module = MultiLabelModule(net, data.classes, OmegaConf.to_container(tc.optimizer), float(tc.lr),
+                              float(tc.weight_decay), list(tc.lr_mult), freeze, int(tc.epochs), str(tc.schedule),
                               positive_weights(tc.pos_weight, data.class_counts(), len(data.items["train"])), seed,
                               (steps, steps))
     module.keep_stem_frozen(bool(tc.frozen_stem) and freeze_allowed, "train.multilabel.frozen_stem")
@@ -57,8 +57,9 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     derived = {"freeze_epochs": freeze, "input_size": list(input_size), "classes": ",".join(data.classes),
                "train_images": len(data.items["train"])}
     trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), "val_map", "max", model_info, derived,
-        artifacts, resume, callbacks, tc.early_stopping_patience, files={PREPROCESS_FILE: eval_pipeline})
+        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
+        artifacts, resume, callbacks, tc.early_stopping_patience, files={PREPROCESS_FILE: eval_pipeline},
+        lr_find=tc.lr_find)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,
             "best": str(out_dir / Path(checkpoint.best_model_path).name)}

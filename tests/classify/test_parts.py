@@ -81,7 +81,8 @@ def transfer_module(name: str, pretrained: str):
     from pipeline.classify.module import ClassifierModule
 
     net = build_classifier(classifier_model(name, pretrained), ["a", "b"], (64, 64))
-    return ClassifierModule(net, ["a", "b"], 1e-2, 0.0, [0.1, 0.3, 1.0], 0, 2, "constant", None, 0.0, 0, (1, 1))
+    return ClassifierModule(net, ["a", "b"], {"name": "adamw", "momentum": 0.9}, 1e-2, 0.0, [0.1, 0.3, 1.0], 0, 2,
+                            "constant", None, 0.0, 0, (1, 1))
 
 
 def test_a_frozen_stem_keeps_its_weights_and_statistics_while_the_rest_trains():

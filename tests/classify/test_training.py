@@ -90,6 +90,13 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(tiny_data, tmp_pa
         assert torch.allclose(x, y, atol=1e-6), name
     history = client.get_metric_history(resumed["run_id"], "val_loss")
     assert len(history) == 3  # the resumed run continued the interrupted run's history
+    for name in ("val_loss", "val_acc", "train_loss"):  # the curves for `dvc plots`: each epoch once
+        tables = [(tmp_path / out / "epochs" / f"{name}.csv").read_text().splitlines() for out in ("whole", "split")]
+        assert tables[0][0] == tables[1][0] == f"epoch,{name}"
+        assert [row.split(",")[0] for row in tables[1][1:]] == ["0", "1", "2"]
+        assert [float(row.split(",")[1]) for row in tables[1][1:]] == pytest.approx(
+            [float(row.split(",")[1]) for row in tables[0][1:]], abs=1e-5)
+        assert float(tables[1][-1].split(",")[1]) == pytest.approx(resumed["metrics"][name], abs=1e-5)
 
 
 class BatchKinds(Callback):
@@ -130,3 +137,25 @@ def test_classify_prints_one_line_per_image_in_the_classic_format(tiny_data, tmp
         values = {s.split("=")[0]: float(s.split("=")[1].rstrip("%")) for s in shares}
         assert abs(sum(values.values()) - 100) < 0.01 and max(values, key=values.get) == best
     assert len(json.loads((tmp_path / "p.json").read_text())) == 2
+
+
+@pytest.mark.parametrize("optimizer, monitor", [("sgd", "val_acc"), ("adam", "val_f1")])
+def test_the_optimizer_and_the_monitor_come_from_config(tiny_data, tmp_path, optimizer, monitor):
+    """best.ckpt is the epoch with the best `monitor` (highest for a score), stepped by the optimizer named."""
+    _, result = fit(tiny_data, tmp_path, [*SCRATCH, "train.classifier.epochs=3",
+                                          "train.classifier.optimizer.momentum=0.8",
+                                          f"train.classifier.optimizer.name={optimizer}",
+                                          f"train.classifier.monitor={monitor}"])
+    best = torch.load(tmp_path / "model/best.ckpt", weights_only=False)
+    saved = next(v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert saved["monitor"] == monitor and "'mode': 'max'" in next(
+        k for k in best["callbacks"] if k.startswith("ModelCheckpoint"))
+    history = [m.value for m in MlflowClient(tracking_uri=tracking_uri(tiny_config(tmp_path).logger))
+               .get_metric_history(result["run_id"], monitor)]
+    assert len(history) == 3 and float(saved["best_model_score"]) == pytest.approx(max(history))
+    state = best["optimizer_states"][0]
+    group = state["param_groups"][0]
+    if optimizer == "sgd":
+        assert group["momentum"] == 0.8 and all("momentum_buffer" in s for s in state["state"].values())
+    else:
+        assert group["betas"][0] == 0.8 and not group["decoupled_weight_decay"]  # Adam, not AdamW

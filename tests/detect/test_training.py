@@ -35,10 +35,16 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved) == set(results) and "val" in saved and 0.0 <= saved["val"]["map_50"] <= 1.0
     assert {"map", "map_50", "map_75", "per_class", "objects"} <= set(saved["val"])
-    assert (tmp_path / "reports/pr_val.png").is_file() and (tmp_path / "reports/predictions_val.png").is_file()
+    assert 0.0 <= saved["val"]["best_f1_confidence"] <= 1.0 and 0.0 <= saved["val"]["best_f1"] <= 1.0
+    pictures = {"pr_val.png", "predictions_val.png", "f1_confidence_val.png", "confusion_val.png", "labels.png"}
+    assert all((tmp_path / "reports" / name).stat().st_size > 10_000 for name in pictures)
+    confusion = (tmp_path / "pr/confusion/val.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted"  # a row per object (found or missed), then per detection of nothing
+    assert sum(not row.startswith("background,") for row in confusion[1:]) == saved["val"]["objects"]
+    assert len((tmp_path / "pr/confidence/val.csv").read_text().splitlines()) == 102  # header + 101 thresholds
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/pr_val.png", "evaluation/predictions_val.png", "evaluation/metrics.json"} <= logged
-    assert "eval_val_map_50" in client.get_run(run.info.run_id).data.metrics
+    assert {f"evaluation/{name}" for name in pictures} | {"evaluation/metrics.json"} <= logged
+    assert {"eval_val_map_50", "eval_val_best_f1"} <= set(client.get_run(run.info.run_id).data.metrics)
 
 
 def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):
