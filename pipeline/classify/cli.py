@@ -4,6 +4,7 @@
 
     classify images/                       # uses models/classifier (best.ckpt)
     classify a.jpg b.png --model models/classifier --json predictions.json
+    classify images/ --out pictures/       # each image with its top classes and probabilities
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipeline.classify.evaluate import load_classifier
 from pipeline.classify.train import PREPROCESS_FILE
 from pipeline.io.images import ImageError, read_image
 from pipeline.predict.cli import format_line, image_paths
+from pipeline.predict.draw import classes_picture
 
 
 def main(argv=None) -> int:
@@ -30,6 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="models/classifier", help="folder written by train@classifier")
     parser.add_argument("--checkpoint", default="best.ckpt")
     parser.add_argument("--json", help="also write {image: {class: probability}} to this file")
+    parser.add_argument("--out", help="folder for pictures: each image with its top classes and probabilities")
     args = parser.parse_args(argv)
     try:
         net, info = load_classifier(args.model, args.checkpoint)
@@ -51,6 +54,9 @@ def main(argv=None) -> int:
             probs = torch.softmax(net(image_tensor(image)[None]), dim=1)[0].numpy()
             print(format_line(path.name, probs, classes), flush=True)
             results[str(path)] = {c: float(p) for c, p in zip(classes, probs)}
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                classes_picture(pixels, probs, classes).save(Path(args.out) / f"{path.stem}_classes.png")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 1 if failed else 0

@@ -1,4 +1,5 @@
-"""Evaluate a trained classifier on val/test: metrics, confusion matrix, misclassified images.
+"""Evaluate a trained classifier on val/test: metrics, confusion matrix, misclassified images, and
+a grid of validation images with their predicted class and probability (wrong ones first).
 
 Everything is also logged to the training's MLflow run (run.json next to the checkpoint).
 """
@@ -92,6 +93,21 @@ def save_mistakes(images, probs, labels, classes, path: Path) -> int:
     return len(wrong)
 
 
+def save_predictions(images, probs, labels, classes, path: Path, count: int = 16) -> None:
+    """A grid of validation images with their predicted class and probability, the wrong ones
+    first, then correct ones spread over the split."""
+    predicted = probs.argmax(1)
+    wrong, right = np.flatnonzero(predicted != labels), np.flatnonzero(predicted == labels)
+    shown = list(wrong[:count // 2])
+    if len(right):
+        shown += list(right[np.linspace(0, len(right) - 1, min(len(right), count - len(shown))).astype(int)])
+    panels = [Panel(images[i].permute(1, 2, 0).numpy(), title=(
+        f"{classes[predicted[i]]} {probs[i].max():.0%}" if predicted[i] == labels[i] else
+        f"WRONG: {classes[predicted[i]]} {probs[i].max():.0%}\ntrue {classes[labels[i]]} {probs[i][labels[i]]:.0%}"))
+        for i in shown]
+    save_grid(panels, path, ncols=4, title=f"validation: {len(wrong)} wrong of {len(labels)}")
+
+
 def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
                         metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path) -> dict:
     net, info = load_classifier(model_dir)
@@ -112,6 +128,7 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
             if split == "val":
                 results[split]["misclassified"] = save_mistakes(images, probs, labels, classes,
                                                                 tmp / "misclassified_val.png")
+                save_predictions(images, probs, labels, classes, tmp / "predictions_val.png")
     atomic_write_json(metrics_path, results)
     log_to_training_run(cfg, model_dir, results, [reports_dir / p.name for p in sorted(reports_dir.glob("*.png"))]
                         + [Path(metrics_path)], reports_dir)

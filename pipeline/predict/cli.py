@@ -124,9 +124,11 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
         for group in batches(image_paths(inputs), 1 if bundle.task == "fcn" else batch_size, failed, max_pixels):
             pixels = [px for _, px in group]
             if bundle.task == "classifier":
-                for (path, _), probs in zip(group, tasks.classify(bundle, pixels)):
+                for (path, px), probs in zip(group, tasks.classify(bundle, pixels)):
                     print(format_line(path.name, probs, labels), flush=True)
                     stream.add({c: float(p) for c, p in zip(labels, probs)}, str(path))
+                    if out:
+                        draw.classes_picture(px, probs, labels).save(out / f"{path.stem}_classes.png")
             elif bundle.task == "multilabel":
                 for (path, px), found in zip(group, tasks.tag(bundle, pixels)):
                     listed = ", ".join(f"{name} {p:.3f}" for name, p in found)
@@ -192,7 +194,8 @@ def main(argv=None) -> int:
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--json", help="classifier: {image: {class: p}}; multilabel: {image: {class above its "
                         "threshold: p}}; detector: COCO results; fcn: peaks")
-    parser.add_argument("--out", help="folder for pictures (detector boxes, fcn heatmap overlays)")
+    parser.add_argument("--out", help="folder for pictures (classes with probabilities, detector boxes, fcn heatmap "
+                                      "overlays)")
     parser.add_argument("--batch", type=at_least(1), default=16, help="images per ONNX Runtime call")
     parser.add_argument("--threads", type=at_least(0), default=0, help="onnxruntime threads (0: its default)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

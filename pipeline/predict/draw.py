@@ -21,6 +21,24 @@ def boxes_picture(pixels: np.ndarray, found: dict, labels: list[str], min_score:
     return image
 
 
+def classes_picture(pixels: np.ndarray, probs: np.ndarray, labels: list[str], top: int = 3,
+                    width: int = 256) -> Image.Image:
+    """The image (scaled to ``width``) above its ``top`` classes: a bar and a percentage each."""
+    image = Image.fromarray(pixels).convert("RGB")
+    image = image.resize((width, max(1, round(image.height * width / image.width))))
+    ranked = np.argsort(probs)[::-1][:top]
+    row = 16
+    sheet = Image.new("RGB", (width, image.height + row * len(ranked) + 4), (255, 255, 255))
+    sheet.paste(image, (0, 0))
+    pen = ImageDraw.Draw(sheet)
+    for k, i in enumerate(ranked):
+        y = image.height + 2 + row * k
+        tint = tuple(255 - (255 - c) // 2 for c in PALETTE[int(i) % len(PALETTE)])  # light: the text stays legible
+        pen.rectangle([0, y + 1, round(float(probs[i]) * width), y + row - 2], fill=tint)
+        pen.text((3, y + 2), f"{labels[int(i)]} {100 * float(probs[i]):.1f}%", fill=(0, 0, 0))
+    return sheet
+
+
 def caption_picture(pixels: np.ndarray, text: str) -> Image.Image:
     image = Image.fromarray(pixels).convert("RGB")
     ImageDraw.Draw(image).text((3, 3), text, fill=(255, 255, 0))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from pipeline.classify.evaluate import evaluate_classifier, load_classifier
 from pipeline.classify.train import train_classifier
@@ -50,6 +51,7 @@ def test_run_holds_params_metrics_tags_and_artifacts(tiny_data, tmp_path):
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     for expected in ("best.ckpt", "model.json", "classifier_train.json", "classifier_eval.json",
                      "classifier_preview.png", "evaluation/confusion_val.png", "evaluation/misclassified_val.png",
+                     "evaluation/predictions_val.png",
                      "evaluation/metrics.json"):
         assert expected in names, (expected, names)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -126,7 +128,8 @@ def test_classify_prints_one_line_per_image_in_the_classic_format(tiny_data, tmp
     write_image(folder / "sub/a.jpg", noise_image(80, 60, 2))
     (folder / "broken.jpg").write_bytes(b"not an image")
     capsys.readouterr()  # the training's own output
-    code = cli.main([str(folder), "--model", str(tmp_path / "model"), "--json", str(tmp_path / "p.json")])
+    code = cli.main([str(folder), "--model", str(tmp_path / "model"), "--json", str(tmp_path / "p.json"),
+                     "--out", str(tmp_path / "pictures")])
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     assert code == 1 and "broken.jpg" in err  # reported, the others still classified
@@ -137,6 +140,9 @@ def test_classify_prints_one_line_per_image_in_the_classic_format(tiny_data, tmp
         values = {s.split("=")[0]: float(s.split("=")[1].rstrip("%")) for s in shares}
         assert abs(sum(values.values()) - 100) < 0.01 and max(values, key=values.get) == best
     assert len(json.loads((tmp_path / "p.json").read_text())) == 2
+    drawn = {p.name: Image.open(p).size for p in (tmp_path / "pictures").iterdir()}
+    bars = 3 * 16 + 4  # the top three classes under each image
+    assert drawn == {"b_classes.png": (256, round(256 * 40 / 50) + bars), "a_classes.png": (256, 192 + bars)}
 
 
 @pytest.mark.parametrize("optimizer, monitor", [("sgd", "val_acc"), ("adam", "val_f1")])

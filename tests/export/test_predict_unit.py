@@ -80,6 +80,24 @@ def test_the_classifier_prints_a_line_per_image_and_streams_probabilities(images
     assert [len(x) for x in bundle_calls(images, tmp_path)] == [2, 1]  # batches of 2
 
 
+def test_the_classifier_draws_each_image_with_a_bar_per_class(tmp_path):
+    """A purple image (12 x 10) is an apple with p = softmax(4 (r - b) / 255, -4 (r - b) / 255): the
+    picture is the image at 256 px wide, then a bar per class, that share of the width, tinted."""
+    colour = (140, 0, 115)
+    write(tmp_path / "in", "purple.png", colour)
+    cli.run(bundle("classifier"), [str(tmp_path / "in")], None, tmp_path / "pics", 2, quiet=True)
+    picture = np.asarray(Image.open(tmp_path / "pics/purple_classes.png").convert("RGB"))
+    top = round(256 * 10 / 12)  # the image's height at 256 px wide
+    assert picture.shape == (top + 2 * 16 + 4, 256, 3)
+    assert tuple(picture[top // 2, 128]) == colour
+    z = 4 * (colour[0] - colour[2]) / 255
+    apple = float(softmax(np.array([[z, -z]]))[0, 0])
+    white = (255, 255, 255)
+    for row, share in ((top + 16, apple), (top + 32, 1 - apple)):  # below each bar's text
+        end = round(share * 256)
+        assert tuple(picture[row, end - 3]) != white and tuple(picture[row, end + 3]) == white, (share, end)
+
+
 def bundle_calls(images, tmp_path):
     b = bundle("classifier")
     cli.run(b, [str(images)], None, None, 2, quiet=True)
