@@ -312,7 +312,16 @@ class Evaluations:
 
 
 @dataclass
+class Int8Export:
+    enabled: bool = MISSING
+    calibration_images: int = MISSING
+    check_images: int = MISSING
+    max_drop: float = MISSING
+
+
+@dataclass
 class Export:
+    int8: Int8Export = MISSING
     register: bool = MISSING
     registered_model_prefix: str = MISSING
     alias: str = MISSING

@@ -24,10 +24,20 @@ from pipeline.data.manifest import Manifest
 from pipeline.export.detection_parity import compare as compare_detections
 from pipeline.export.detection_parity import failures as detection_failures
 from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
+from pipeline.export.int8 import int8_model
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.predict import draw, tasks
-from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, PT2_FILE, SAMPLES_FILE, Bundle
+from pipeline.predict.bundle import (
+    BUNDLE_FILE,
+    CARD_FILE,
+    INT8_FILE,
+    ONNX_FILE,
+    PT2_FILE,
+    SAMPLES_FILE,
+    Bundle,
+    session_of,
+)
 from pipeline.predict.preprocess import batch, fit_batch, scaled
 from pipeline.tasks import get_task
 from pipeline.tracking import file_sha256, git_commit
@@ -254,7 +264,8 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
             "config": config, "git_commit": git_commit(),
             "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "training_run": run.get("run_id"),
-            "files": {name: file_sha256(out / name) for name in (ONNX_FILE, PT2_FILE)}}
+            "files": {name: file_sha256(out / name) for name in (ONNX_FILE, PT2_FILE, INT8_FILE)
+                      if (out / name).is_file()}}
 
 
 def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_path: str | Path,
@@ -274,6 +285,11 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
             atomic_write_json(parity_path, checked)
             raise ParityError(f"export {task}: parity failed: {'; '.join(checked['failed'])} "
                               f"(the full report is in {parity_path})")
+        if cfg.export.int8.enabled:
+            checked["int8"] = int8_model(task, cfg.export.int8, Bundle(out, spec, session_of(out / ONNX_FILE)),
+                                         Manifest.read(manifest_path))
+            if checked["int8"] and checked["int8"]["shipped"]:
+                spec["int8"] = INT8_FILE
         atomic_write_json(out / BUNDLE_FILE, spec)
         sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
         atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out),

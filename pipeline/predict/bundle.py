@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.tasks import TASKS
 
-BUNDLE_FILE, ONNX_FILE, PT2_FILE = "bundle.json", "model.onnx", "model.pt2"
+BUNDLE_FILE, ONNX_FILE, PT2_FILE, INT8_FILE = "bundle.json", "model.onnx", "model.pt2", "model.int8.onnx"
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
 
 # What `predict` reads from bundle.json, per task (checked before any image is read).
@@ -46,6 +46,20 @@ def check_spec(spec, path: Path) -> None:
         raise ValueError(f"{path}: 'labels' must be a non-empty list of class names; {fix}")
 
 
+def session_of(model: Path, threads: int = 0):
+    """An onnxruntime session on the CPU; a model it cannot load is one clear error."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...) share no base
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{model}: ONNX Runtime cannot load it ({reason}); the file is damaged or not "
+                         "a model: re-export the bundle") from None
+
+
 @dataclass
 class Bundle:
     root: Path
@@ -53,9 +67,8 @@ class Bundle:
     session: object  # onnxruntime.InferenceSession
 
     @classmethod
-    def load(cls, root: str | Path, threads: int = 0) -> Bundle:
-        import onnxruntime as ort
-
+    def load(cls, root: str | Path, threads: int = 0, int8: bool = False) -> Bundle:
+        """``int8``: run the bundle's quantized model (``export.int8.enabled``) instead of fp32."""
         root = Path(root)
         path = root / BUNDLE_FILE
         if not path.is_file():
@@ -65,17 +78,13 @@ class Bundle:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
         check_spec(spec, path)
-        model = root / ONNX_FILE
+        if int8 and "int8" not in spec:
+            raise ValueError(f"{root}: this bundle has no int8 model; export it with -S export.int8.enabled=true "
+                             "(when the int8 model lost too much quality, card.json's parity.int8 says by how much)")
+        model = root / (spec["int8"] if int8 else ONNX_FILE)
         if not model.is_file():
             raise FileNotFoundError(f"{model} not found: the bundle is incomplete; re-export it")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        try:
-            session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...) share no base
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{model}: ONNX Runtime cannot load it ({reason}); the file is damaged or not "
-                             "a model: re-export the bundle") from None
+        session = session_of(model, threads)
         inputs = [i.name for i in session.get_inputs()]
         if spec["input"] not in inputs:
             raise ValueError(f"{path}: input {spec['input']!r} is not the model's input ({', '.join(inputs)}); "

@@ -198,12 +198,13 @@ def main(argv=None) -> int:
                                       "overlays)")
     parser.add_argument("--batch", type=at_least(1), default=16, help="images per ONNX Runtime call")
     parser.add_argument("--threads", type=at_least(0), default=0, help="onnxruntime threads (0: its default)")
+    parser.add_argument("--int8", action="store_true", help="run the bundle's int8 model (export.int8.enabled)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
                         help="larger images are refused as possible decompression bombs")
     args = parser.parse_args(argv)
     try:
-        bundle = Bundle.load(args.bundle, args.threads)
+        bundle = Bundle.load(args.bundle, args.threads, args.int8)
         return run(bundle, args.inputs, args.json, args.out, args.batch, args.quiet, args.max_pixels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

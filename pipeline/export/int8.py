@@ -1,0 +1,112 @@
+"""Int8 bundles (``export.int8.enabled``): ONNX Runtime's static quantization of the bundle's fp32
+ONNX graph (QDQ format, int8 weights per channel, uint8 activations), calibrated on training
+images through `predict`'s own preprocessing, then checked on validation images against the fp32
+graph: classifier accuracy (and top-1 agreement), multi-label decision agreement, detector
+mAP@0.5. A graph whose quality drops by more than ``export.int8.max_drop`` is not shipped: the
+report says why and the bundle keeps its fp32 model only.
+
+The heatmap network is not quantized: its outputs are dense maps at any input size, which the
+quantity checked here (a score on whole images) does not cover.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from pipeline.data.manifest import Manifest
+from pipeline.io.images import read_image
+from pipeline.predict import tasks
+from pipeline.predict.bundle import INT8_FILE, Bundle, session_of
+from pipeline.predict.preprocess import fit_batch
+
+QUANTIZED_TASKS = ("classifier", "multilabel", "detector")
+
+
+def split_images(manifest: Manifest, split: str, count: int) -> tuple[list, list[np.ndarray]]:
+    samples = manifest.split(split)[:count]
+    return samples, [read_image(manifest.path_of(s)).pixels for s in samples]
+
+
+def quantize(fp32: Path, out: Path, spec: dict, calibration: list[np.ndarray]) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Images(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(fit_batch([px], spec["preprocessing"])[0] for px in calibration)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {spec["input"]: batch}
+
+    with tempfile.TemporaryDirectory() as work:
+        prepared = Path(work) / "prepared.onnx"  # shapes inferred and graph folded, as ORT advises first
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        quantize_static(str(prepared), str(out), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+
+
+def quality(bundle: Bundle, samples: list, images: list[np.ndarray], manifest: Manifest) -> dict:
+    """What the int8 check compares: per task, the outputs and the score against the ground truth."""
+    if bundle.task == "detector":
+        import torch
+
+        from pipeline.detect.metrics import detection_metrics
+
+        found = tasks.detect(bundle, images)
+        preds = [{k: torch.from_numpy(np.asarray(v)) for k, v in f.items()} for f in found]
+        truth = [{"boxes": torch.tensor(s.boxes, dtype=torch.float32).reshape(-1, 4),
+                  "labels": torch.tensor(s.box_labels, dtype=torch.int64)} for s in samples]
+        return {"score": detection_metrics(preds, truth, bundle.labels)["map_50"] or 0.0}
+    probs = tasks.classify(bundle, images)
+    if bundle.task == "multilabel":
+        decisions = probs >= np.asarray(bundle.spec["postprocessing"]["thresholds"], np.float32)
+        return {"decisions": decisions, "probs": probs}
+    labels = [s.label for s in samples]
+    score = float(np.mean(probs.argmax(1) == np.asarray(labels))) if manifest.task == "classification" else None
+    return {"score": score, "probs": probs}
+
+
+def compare(fp32: dict, int8: dict, task: str) -> dict:
+    if task == "detector":
+        return {"metric": "map_50", "fp32": fp32["score"], "int8": int8["score"], "drop": fp32["score"] - int8["score"]}
+    if task == "multilabel":
+        agreement = float(np.mean(fp32["decisions"] == int8["decisions"]))
+        return {"metric": "decision_agreement", "fp32": 1.0, "int8": agreement, "drop": 1.0 - agreement}
+    agreement = float(np.mean(fp32["probs"].argmax(1) == int8["probs"].argmax(1)))
+    result = {"top1_agreement": agreement, "max_abs_diff": float(np.abs(fp32["probs"] - int8["probs"]).max())}
+    if fp32["score"] is None:  # the patch classifier of detection data: no whole-image labels to score
+        return {**result, "metric": "top1_agreement", "fp32": 1.0, "int8": agreement, "drop": 1.0 - agreement}
+    return {**result, "metric": "accuracy", "fp32": fp32["score"], "int8": int8["score"],
+            "drop": fp32["score"] - int8["score"]}
+
+
+def int8_model(task: str, settings: DictConfig, bundle: Bundle, manifest: Manifest) -> dict | None:
+    """Write ``INT8_FILE`` next to the bundle's fp32 model and return its check; the file is removed
+    again when the quality drops by more than ``settings.max_drop``. None for the heatmap network."""
+    if task not in QUANTIZED_TASKS:
+        return None
+    out = bundle.root / INT8_FILE
+    _, calibration = split_images(manifest, "train", int(settings.calibration_images))
+    quantize(bundle.root / "model.onnx", out, bundle.spec, calibration)
+    samples, images = split_images(manifest, "val", int(settings.check_images))
+    if not samples:
+        raise ValueError("export.int8: the manifest has no validation images to check the int8 model on")
+    quantized = Bundle(bundle.root, bundle.spec, session_of(out))
+    report = {**compare(quality(bundle, samples, images, manifest), quality(quantized, samples, images, manifest),
+                        task),
+              "images": len(samples), "calibration_images": len(calibration),
+              "size_mb": {"fp32": round((bundle.root / "model.onnx").stat().st_size / 2**20, 3),
+                          "int8": round(out.stat().st_size / 2**20, 3)}}
+    report["shipped"] = report["drop"] <= float(settings.max_drop)
+    if not report["shipped"]:
+        out.unlink()
+        print(f"warning: export {task}: the int8 model is not shipped: {report['metric']} dropped by "
+              f"{report['drop']:.4f} (> export.int8.max_drop {settings.max_drop}); the bundle keeps fp32 only",
+              file=sys.stderr)
+    return report
