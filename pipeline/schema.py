@@ -296,6 +296,7 @@ class HeatmapEvaluation:
     scales: List[float] = MISSING
     compare_scenes: int = MISSING
     compare_scales: List[float] = MISSING
+    sliding_overlaps: List[float] = MISSING
     threshold: float = MISSING
     nms_iou: float = MISSING
     peak_smoothing: int = MISSING

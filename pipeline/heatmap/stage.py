@@ -30,8 +30,6 @@ from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.viz import plt
 
-COMPARED = ("fcn", "sliding")  # timed against each other on the same scenes
-
 
 @dataclass
 class Method:
@@ -62,16 +60,28 @@ def cell_boxes(geometry: Geometry, rows: int, cols: int, scale: float, context: 
     return geometry.object_boxes(rows, cols, context).numpy() / scale
 
 
-def heatmap_methods(fcn: FullyConvolutional, before: FullyConvolutional | None) -> dict[str, Method]:
-    """The trained FCN on whole images, the same network on every window, and (when dense
-    fine-tuning ran) the converted patch classifier before it."""
+def overlap_stride(window: tuple[int, int], overlap: float) -> int:
+    """The stride of windows that overlap their neighbours by ``overlap`` of the window's side."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"evaluate.fcn.sliding_overlaps: {overlap} is not in [0, 1)")
+    return max(1, round(min(window) * (1.0 - overlap)))
+
+
+def heatmap_methods(fcn: FullyConvolutional, before: FullyConvolutional | None,
+                    overlaps: list[float]) -> dict[str, Method]:
+    """The trained FCN on whole images, the same network on every window at the FCN's stride, on
+    windows that overlap by each of ``overlaps`` (the classic sliding-window baselines: 0 and 25 %),
+    and (when dense fine-tuning ran) the converted patch classifier before it."""
     g = fcn.geometry
-    methods = {
-        "fcn": Method(lambda image: fcn(image[None])[0], g, True),
+
+    def sliding(stride: int, all_scenes: bool) -> Method:
         # on one window the FCN's pooled output is the classifier's logits (exactly, for both heads)
-        "sliding": Method(lambda image: sliding_window_logits(fcn.pooled, image, g.window, g.stride),
-                          window_geometry(g.stride, g.window), False),
-    }
+        return Method(lambda image: sliding_window_logits(fcn.pooled, image, g.window, stride),
+                      window_geometry(stride, g.window), all_scenes)
+
+    methods = {"fcn": Method(lambda image: fcn(image[None])[0], g, True), "sliding": sliding(g.stride, False)}
+    for overlap in overlaps:  # far fewer windows than at the FCN's stride: every scene
+        methods[f"sliding_overlap_{round(100 * overlap)}"] = sliding(overlap_stride(g.window, overlap), True)
     if before is not None:
         methods["before_dense"] = Method(lambda image: before(image[None])[0], before.geometry, True)
     return methods
@@ -186,7 +196,7 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
     if info.get("dense_epochs", 0) > 0:
         net, _ = load_classifier(Path(model_dir) / CLASSIFIER_DIR)
         before = FullyConvolutional(net, info["input_size"]).eval()
-    methods = heatmap_methods(fcn, before)
+    methods = heatmap_methods(fcn, before, [float(v) for v in hc.sliding_overlaps])
     manifest = Manifest.read(manifest_path)
     split = heatmap_split(manifest, str(hc.split))
     scenes = manifest.split(split)
@@ -243,14 +253,16 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
             keep = batched_nms(boxes, scores, labels, float(hc.nms_iou))
             preds[name].append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
             drawn[-1][3][name] = preds[name][-1]
-    compared_seconds = {name: seconds[name] for name in COMPARED}
+    compared_seconds = dict(seconds)  # every method, timed on the same scenes and scales
     results = {
         "split": split, "scenes": len(scenes), "compared_scenes": len(compared),
         "scales": [float(s) for s in hc.scales], "compared_scales": sorted(compared_scales),
-        "stride": stride, "window": list(window), "sliding_windows": windows, "backbone": info["model"]["name"],
+        "stride": stride, "window": list(window), "sliding_windows": windows,
+        "strides": {name: m.geometry.stride for name, m in methods.items()}, "backbone": info["model"]["name"],
         "valid_convolutions": fcn.geometry.valid, "dense_epochs": int(info.get("dense_epochs", 0)),
         "seconds_on_compared_scenes": compared_seconds,
         "speed_ratio": compared_seconds["sliding"] / max(compared_seconds["fcn"], 1e-9),
+        "speed_ratios": {name: s / max(compared_seconds["fcn"], 1e-9) for name, s in compared_seconds.items()},
         "pointing_game": {name: float(np.mean(pointing[name])) for name in methods},
         "pointing_pairs": {name: len(pointing[name]) for name in methods},
         "ap50": {name: ap50(preds[name], targets[name]) for name in methods},

@@ -67,7 +67,17 @@ def test_stage_on_tiny_scenes_writes_metrics_and_overlays(tiny_data, tmp_path):
     first = Manifest.read(tiny_data / "prepared/manifest.json").split(saved["split"])[0]
     cells = [(round(n * 2) - saved["window"][i]) // 8 + 1 for i, n in enumerate((first.width, first.height))]
     assert saved["compared_scales"] == [2.0] and saved["sliding_windows"] == cells[0] * cells[1]
-    assert saved["dense_epochs"] == 1 and set(saved["pointing_game"]) == {"fcn", "sliding", "before_dense"}
+    overlapping = {"sliding_overlap_0", "sliding_overlap_25"}  # evaluate.fcn.sliding_overlaps: [0.0, 0.25]
+    assert saved["dense_epochs"] == 1 and set(saved["pointing_game"]) == {"fcn", "sliding", "before_dense",
+                                                                            *overlapping}
+    window = min(saved["window"])
+    assert saved["strides"] == {"fcn": 8, "sliding": 8, "before_dense": 8, "sliding_overlap_0": window,
+                                "sliding_overlap_25": round(0.75 * window)}
+    for name in overlapping:  # every scene, like the FCN; timed on the compared one, like the others
+        assert results["pointing_pairs"][name] == results["pointing_pairs"]["fcn"]
+        assert 0 < saved["seconds_on_compared_scenes"][name] < saved["seconds_on_compared_scenes"]["sliding"]
+        assert saved["speed_ratios"][name] == pytest.approx(
+            saved["seconds_on_compared_scenes"][name] / saved["seconds_on_compared_scenes"]["fcn"])
     assert results["agreement"]["max_abs_diff"] < 1e-4  # valid network: the two maps are the same numbers
     assert 0 <= results["pointing_game"]["fcn"] <= 1 and results["pointing_pairs"]["fcn"] > 0
     assert results["pointing_pairs"]["before_dense"] == results["pointing_pairs"]["fcn"]  # all scenes
