@@ -142,6 +142,7 @@ class ClassifierModel:
 
 @dataclass
 class Anchors:
+    fit: bool = MISSING        # sizes and ratios fitted to the training boxes (pipeline/detect/anchor_fit.py)
     levels: List[int] = MISSING
     sizes: Any = MISSING       # a list (one per level), "cell", or {smallest, largest[, spacing]}
     zooms: List[float] = MISSING

@@ -19,7 +19,7 @@ from pipeline.data.split import evaluated_splits
 from pipeline.detect.data import DetectionData
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
-from pipeline.detect.report import confidence_report, save_label_statistics
+from pipeline.detect.report import confidence_report, save_anchor_picture, save_label_statistics
 from pipeline.detect.train import load_detector
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.training import log_to_run
@@ -94,6 +94,7 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
     classes = info["classes"]
     data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), 0, int(cfg.seed))
     results, flat, reports_dir, pr_dir = {}, {}, Path(reports_dir), Path(pr_dir)
+    fit = info["anchor_fit"]  # None: the anchors were not fitted (anchors.fit: false)
     with atomic_dir(reports_dir) as reports, atomic_dir(pr_dir) as curves_dir:
         for split in evaluated_splits(cfg.evaluate.detector.splits, data.samples):
             if not data.samples[split]:
@@ -111,7 +112,14 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
             flat.update({f"eval_{split}_{k}": v for k, v in best.items()})
             if split == "val":
                 save_pictures(images, preds, targets, classes, reports / "predictions_val.png")
+                if fit:
+                    save_anchor_picture([t["boxes"] for t in targets], tuple(info["input_size"]), fit,
+                                        list(info["model"]["anchors"]["zooms"]), reports / "anchors.png")
         save_label_statistics(Manifest.read(manifest), reports / "labels.png")
+    if fit:  # how well the anchors cover the boxes, next to the scores they led to
+        results["anchors"] = fit
+        flat.update({f"anchor_{k}_{which}": fit[which][k] for which in ("fitted", "preset")
+                     for k in ("recall", "mean_iou", "fitness")})
     atomic_write_json(metrics_path, results)
     log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation",
                pending_dir=reports_dir)

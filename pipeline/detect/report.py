@@ -202,3 +202,30 @@ def confidence_report(preds: list[dict], targets: list[dict], classes: list[str]
                    [*classes, "background"], tables / "confusion" / f"{split}.csv", pictures / f"confusion_{split}.png",
                    f"{split}: detections at confidence >= {best['best_f1_confidence']:.2f} (best F1), IoU 0.5")
     return best
+
+
+def save_anchor_picture(boxes: list[torch.Tensor], input_size: tuple[int, int], fit: dict, zooms: list[float],
+                        png: Path) -> None:
+    """The boxes' widths and heights (fractions of the input) with the anchor shapes of the fitted
+    and the preset layout (each level's size x zoom x ratio) over them, and each one's recall."""
+    width, height = input_size
+    every = torch.cat([b for b in boxes if len(b)]) if any(len(b) for b in boxes) else torch.zeros(0, 4)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter((every[:, 2] - every[:, 0]) / width, (every[:, 3] - every[:, 1]) / height, s=6, alpha=0.35,
+               color="grey", label=f"boxes ({len(every)})")
+    for name, marker in (("preset", "x"), ("fitted", "o")):
+        layout = fit[name]
+        shapes = np.array([(s * z * np.sqrt(r), s * z / np.sqrt(r)) for s in layout["sizes"] for z in zooms
+                           for r in layout["ratios"]])
+        used = " (used)" if fit["chosen"] == name else ""
+        ax.scatter(shapes[:, 0], shapes[:, 1], marker=marker, s=40, facecolors="none" if marker == "o" else None,
+                   label=f"{name} anchors{used}: recall {layout['recall']:.3f}, mean IoU {layout['mean_iou']:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("width (fraction of the input)")
+    ax.set_ylabel("height (fraction of the input)")
+    ax.set_title(f"box sizes against anchor sizes (IoU >= {fit['positive_iou']} counts)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.detect.anchor_fit import fit_anchors
 from pipeline.detect.anchors import make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.data import DetectionData
@@ -24,13 +25,33 @@ from pipeline.training import MODEL_FILE, tracked_fit
 CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
 
 
+def feature_grids(mc, num_classes: int, input_size) -> list[tuple[int, int]]:
+    """The rows x cols of each feature level the anchors sit on (they depend on nothing else)."""
+    probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
+                list(mc.anchors.levels), float(mc.prior), "none", 0)
+    return list(probe.grids)
+
+
+def fitted_config(mc, data: DetectionData, input_size, positive_iou: float):
+    """``mc`` with the anchors fitted to the training and validation boxes when ``anchors.fit`` (and
+    the fit covers at least as many boxes as the preset), and the fit's report (None: not fitted).
+    The returned config holds the numbers used, so every later stage builds the same anchors."""
+    if not mc.anchors.fit:
+        return mc, None
+    grids = feature_grids(mc, len(data.classes), input_size)
+    boxes = [b for split in ("train", "val") for batch in data.loader(split, augment=False, shuffle=False)
+             for b in batch["boxes"]]
+    spec, report = fit_anchors(boxes, spec_from_config(mc.anchors, len(grids)), grids, tuple(input_size),
+                               positive_iou)
+    chosen = {"sizes": list(spec.sizes), "ratios": list(spec.ratios)} if report["chosen"] == "fitted" else {}
+    return OmegaConf.merge(mc, {"anchors": {"fit": False, **chosen}}), report
+
+
 def build_detector(mc, classes: Sequence[str], input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
     """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder;
     ``pretrained`` a trained model of this project: its weights (pipeline.models.finetune)."""
     levels, num_classes, pretrained = list(mc.anchors.levels), len(classes), str(mc.pretrained)
-    probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
-                levels, float(mc.prior), "none", 0)  # grids first: the anchors per cell depend on nothing else
-    spec = spec_from_config(mc.anchors, len(probe.grids))
+    spec = spec_from_config(mc.anchors, len(feature_grids(mc, num_classes, input_size)))
     trained = pretrained not in ("imagenet", "none")
     net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), "none" if trained else pretrained,
               int(mc.width), int(mc.extra_channels), levels, float(mc.prior), str(mc.neck), int(mc.head_depth))
@@ -64,13 +85,18 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
     input_size = data.input_size()
-    net, anchors, coder = build_detector(cfg.model.detector, data.classes, input_size)
+    mc, anchor_fit = fitted_config(cfg.model.detector, data, input_size, float(tc.matching.positive_iou))
+    net, anchors, coder = build_detector(mc, data.classes, input_size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
-    model_info = {"model": OmegaConf.to_container(cfg.model.detector, resolve=True), "classes": data.classes,
-                  "input_size": list(input_size),
+    model_info = {"model": OmegaConf.to_container(mc, resolve=True), "classes": data.classes,
+                  "input_size": list(input_size), "anchor_fit": anchor_fit,
                   "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True)}
     derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
                "classes": ",".join(data.classes), "train_images": len(data.samples["train"])}
+    if anchor_fit:
+        derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
+        derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
+                        for k in ("recall", "mean_iou", "sizes", "ratios")})
     artifacts = [Path(pipelines_dir) / "detector_train.json", Path(pipelines_dir) / "detector_eval.json"]
     if preview and Path(preview).is_file():
         artifacts.append(Path(preview))

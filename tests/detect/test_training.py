@@ -36,7 +36,10 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert set(saved) == set(results) and "val" in saved and 0.0 <= saved["val"]["map_50"] <= 1.0
     assert {"map", "map_50", "map_75", "per_class", "objects"} <= set(saved["val"])
     assert 0.0 <= saved["val"]["best_f1_confidence"] <= 1.0 and 0.0 <= saved["val"]["best_f1"] <= 1.0
-    pictures = {"pr_val.png", "predictions_val.png", "f1_confidence_val.png", "confusion_val.png", "labels.png"}
+    pictures = {"pr_val.png", "predictions_val.png", "f1_confidence_val.png", "confusion_val.png", "labels.png",
+                "anchors.png"}
+    fit = json.loads((tmp_path / "det/model.json").read_text())["anchor_fit"]
+    assert saved["anchors"] == fit and fit["fitted"]["fitness"] >= fit["preset"]["fitness"]
     assert all((tmp_path / "reports" / name).stat().st_size > 10_000 for name in pictures)
     confusion = (tmp_path / "pr/confusion/val.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted"  # a row per object (found or missed), then per detection of nothing
@@ -44,7 +47,8 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert len((tmp_path / "pr/confidence/val.csv").read_text().splitlines()) == 102  # header + 101 thresholds
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {f"evaluation/{name}" for name in pictures} | {"evaluation/metrics.json"} <= logged
-    assert {"eval_val_map_50", "eval_val_best_f1"} <= set(client.get_run(run.info.run_id).data.metrics)
+    assert {"eval_val_map_50", "eval_val_best_f1", "anchor_recall_fitted", "anchor_recall_preset"} <= set(
+        client.get_run(run.info.run_id).data.metrics)
 
 
 def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):
