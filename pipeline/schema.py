@@ -27,6 +27,7 @@ class BoxRules:
 
 @dataclass
 class SplitRatios:
+    source: str = MISSING      # auto | given | stratified (pipeline/data/sources/common.py)
     train: float = MISSING
     val: float = MISSING
     test: float = MISSING

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from pipeline.data.manifest import Manifest
 from pipeline.data.records import Record, Sample
 from pipeline.data.sources import get_source, resolve_root
+from pipeline.data.sources.common import apply_given_split
 from pipeline.data.split import assign_splits, ratios_from_config
 from pipeline.data.stats import compute_stats, save_histograms, save_sample_grid
 from pipeline.data.validate import Policy, validate
@@ -102,6 +103,9 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     root = resolve_root(cfg)
     records, declared = source.read(cfg, root)
     where = root if root is not None else "the synthetic generator"
+    given_split = getattr(source, "given_split", None)  # the formats whose datasets can carry their own split
+    given, given_where = given_split(cfg, root, records) if given_split else (None, f"format {cfg.format}")
+    split_used = apply_given_split(records, given, str(cfg.split.source), given_where)
     if not records:
         raise DataError(f"{where}: no samples found for format {cfg.format}; expected {source.LAYOUT}")
     notes = case_variants(records, cfg.class_case)
@@ -119,7 +123,7 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
             raise DataError(f"{where}: all {len(records)} samples were rejected, e.g. {first}")
         assign_splits(outcome.accepted, ratios_from_config(cfg.split), seed)
         manifest = Manifest(source.TASK, classes, outcome.accepted, source_info, root=tmp)
-        stats = compute_stats(manifest, outcome, len(records))
+        stats = {**compute_stats(manifest, outcome, len(records)), "split_source": split_used}
         manifest.write(tmp / "manifest.json")
         atomic_write_json(tmp / "rejected.json", [r.to_json() for r in outcome.rejected])
         atomic_write_json(tmp / "stats.json", stats)
@@ -129,6 +133,7 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     metrics = {k: stats[k] for k in ("found", "accepted", "rejected", "clipped_boxes", "exif_rotated")}
     metrics.update({f"{split}_images": info["images"] for split, info in stats["splits"].items()})
     metrics["classes"] = len(classes)
+    metrics["split_source"] = split_used
     metrics["boxes"] = stats["boxes"]["count"]
     atomic_write_json(metrics_path, metrics)
     return stats

@@ -125,3 +125,28 @@ def unnamed_row(annotation: str, line: int) -> Record:
     key = f"{annotation}:line {line}"
     return Record(key=key, annotation=annotation, problem=(
         "bad_annotation", f"{annotation} line {line}: empty filename; name the image or delete the row"))
+
+
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_SOURCES = ("auto", "given", "stratified")
+
+
+def apply_given_split(records: list[Record], given: dict[str, str] | None, source: str, where: str) -> str:
+    """Put each record in the split the dataset gives it (``given``: record key -> split), as
+    ``data.split.source`` says: ``auto`` when the dataset has a split, ``given`` always (an error
+    when it has none), ``stratified`` never. A record the given split leaves out is rejected with
+    its reason: nothing moves between the dataset's splits. Returns the split used."""
+    if source not in SPLIT_SOURCES:
+        raise ValueError(f"data.split.source: {source!r} is not one of {', '.join(SPLIT_SOURCES)}")
+    if source == "stratified" or (given is None and source == "auto"):
+        return "stratified"
+    if given is None:
+        raise ValueError(f"data.split.source=given: {where} has no split of its own; set data.split.source=auto "
+                         "or stratified")
+    for record in records:
+        if record.problem is None and record.split is None:
+            record.split = given.get(record.key)
+            if record.split is None:
+                record.problem = ("not_in_given_split", f"{record.key}: not in the dataset's own split ({where}); "
+                                  "list it there, or set data.split.source=stratified")
+    return "given"

@@ -74,3 +74,19 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
                              f"expected {annotations_dir.name}/<name>.xml",
                              cfg.allow_unannotated)
     return records, None
+
+
+def given_split(cfg, root: Path, records: list[Record]) -> tuple[dict[str, str] | None, str]:
+    """Pascal VOC's own split: ``ImageSets/Main/{train,val,test}.txt``, one image name (no
+    extension) per line. (key -> split, where it was read)."""
+    folder = root / "ImageSets" / "Main"
+    lists = {name: folder / f"{name}.txt" for name in ("train", "val", "test") if (folder / f"{name}.txt").is_file()}
+    if not lists:
+        return None, str(folder)
+    split_of = {}
+    for name, path in lists.items():
+        for stem in path.read_text(encoding="utf-8").split():
+            if split_of.setdefault(stem, name) != name:
+                raise ValueError(f"{path}: {stem} is also in {split_of[stem]}.txt; an image belongs to one split")
+    by_stem = {Path(r.key).stem: r.key for r in records}
+    return {by_stem[stem]: name for stem, name in split_of.items() if stem in by_stem}, str(folder)

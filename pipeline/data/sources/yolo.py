@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import read_paired, relkey
+from pipeline.data.sources.common import SPLIT_NAMES, read_paired, relkey
 
 TASK = "detection"
 LAYOUT = "images/, labels/ with one YOLO .txt per image, and classes.txt (or data.yaml) naming the classes"
@@ -57,3 +57,31 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
     images_dir = root / cfg.images_dir
     labels_dir = root / cfg.labels_dir
     return read_paired(cfg, root, images_dir, labels_dir, parser(names)), names
+
+
+def given_split(cfg, root: Path, records: list[Record]) -> tuple[dict[str, str] | None, str]:
+    """The split of a ``data.yaml`` (Ultralytics): ``train``, ``val`` and ``test`` each name image
+    folders or list files (one image path per line), relative to its ``path`` or to the dataset."""
+    config = root / "data.yaml"
+    if not config.is_file():
+        return None, str(config)
+    spec = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    base = root / str(spec.get("path") or ".")
+    split_of: dict[Path, str] = {}
+    for key, name in SPLIT_NAMES.items():
+        entries = spec.get(key) or []
+        for entry in [entries] if isinstance(entries, str) else entries:
+            where = (base / str(entry)).resolve()
+            if where.is_dir():
+                images = [p.resolve() for p in where.rglob("*") if p.is_file()]
+            elif where.is_file():
+                images = [(base / line.strip()).resolve() for line in where.read_text(encoding="utf-8").splitlines()
+                          if line.strip()]
+            else:
+                raise FileNotFoundError(f"{config}: {key}: {entry} is neither a folder nor a list file")
+            for image in images:
+                split_of[image] = name
+    if not split_of:
+        return None, str(config)
+    found = {r.key: split_of[r.image.resolve()] for r in records if r.image and r.image.resolve() in split_of}
+    return found, str(config)
