@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.data.manifest import Manifest
 from pipeline.data.prepare import prepare
-from tests.helpers import data_config, make_truths, noise_image, write_image, write_voc, write_yolo
+from tests.helpers import data_config, make_truths, noise_image, write_image, write_kitti, write_voc, write_yolo
 
 GIVEN = {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7, 8], "test": [9]}  # truth index -> split
 
@@ -71,6 +71,16 @@ def test_train_and_val_image_folders_fix_the_split(tmp_path):
     assert sorted(Manifest.read(tmp_path / "a/out/manifest.json").classes) == ["cat", "dog"]  # not train/valid
     assert splits == {f"{split}/{name}/{i}.jpg": "val" if split == "valid" else "train"
                       for split, classes in layout.items() for name, count in classes.items() for i in range(count)}
+
+
+def test_digits_train_and_val_folders_fix_the_split(tmp_path):
+    truths = make_truths(10)
+    root = tmp_path / "digits"
+    for split, ids in GIVEN.items():  # DIGITS' layout: train/images, train/labels, val/images, ...
+        write_kitti(root / split, [truths[i] for i in ids])
+    stats, splits, rejected = prepared(tmp_path / "a", format="kitti", root=str(root))
+    assert stats["split_source"] == "given" and not rejected
+    assert splits == {f"{split}/images/{truths[i].name}": split for split, ids in GIVEN.items() for i in ids}
 
 
 def test_given_without_a_split_in_the_dataset_is_a_clear_error(tmp_path):

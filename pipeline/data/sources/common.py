@@ -131,6 +131,26 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 SPLIT_SOURCES = ("auto", "given", "stratified")
 
 
+def folders_of(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def split_folders(root: Path, inner: str | None = None) -> list[Path]:
+    """The split folders when the top level is train/ and val/ (and test/), each holding ``inner``
+    when given (DIGITS: train/images), else none."""
+    top = [p for p in folders_of(root) if inner is None or (p / inner).is_dir()]
+    names = {SPLIT_NAMES.get(p.name) for p in top}
+    return top if top and None not in names and "train" in names else []
+
+
+def split_of_first_folder(root: Path, splits: list[Path], records: list[Record]):
+    """(key -> split named by the key's first folder, where), or (None, where) without split folders."""
+    if not splits:
+        return None, f"{root} (no train/ and val/ folders)"
+    return ({r.key: SPLIT_NAMES[Path(r.key).parts[0]] for r in records if Path(r.key).parts[0] in SPLIT_NAMES},
+            f"{root}/{{{','.join(p.name for p in splits)}}}/")
+
+
 def apply_given_split(records: list[Record], given: dict[str, str] | None, source: str, where: str) -> str:
     """Put each record in the split the dataset gives it (``given``: record key -> split), as
     ``data.split.source`` says: ``auto`` when the dataset has a split, ``given`` always (an error

@@ -10,22 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import SPLIT_NAMES, list_images, relkey
+from pipeline.data.sources.common import folders_of, list_images, relkey, split_folders, split_of_first_folder
 from pipeline.io.images import is_image_file
 
 TASK = "classification"
 LAYOUT = "one sub-folder per class, e.g. root/dolphin/*.jpg, root/seahorse/*.jpg"
-
-
-def folders_of(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def split_folders(root: Path) -> list[Path]:
-    """The split folders when the top level is train/ and val/ (and test/), else none."""
-    top = folders_of(root)
-    names = {SPLIT_NAMES.get(p.name) for p in top}
-    return top if top and None not in names and "train" in names else []
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
@@ -50,7 +39,4 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
 
 def given_split(cfg, root: Path, records: list[Record]) -> tuple[dict[str, str] | None, str]:
     """The split of the train/val/test layout: a record's first folder names it."""
-    if not split_folders(root):
-        return None, f"{root} (no train/ and val/ folders)"
-    return ({r.key: SPLIT_NAMES[Path(r.key).parts[0]] for r in records if Path(r.key).parts[0] in SPLIT_NAMES},
-            f"{root}/{{train,val,test}}/")
+    return split_of_first_folder(root, split_folders(root), records)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.records import Record
-from pipeline.data.sources.common import read_paired, relkey
+from pipeline.data.sources.common import read_paired, relkey, split_folders, split_of_first_folder
 
 TASK = "detection"
 LAYOUT = "images/ with the pictures and labels/ with one KITTI .txt per image (same name)"
@@ -38,6 +38,13 @@ def parse(label_path: Path, record: Record, root: Path) -> None:
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.images_dir
-    labels_dir = root / cfg.labels_dir
-    return read_paired(cfg, root, images_dir, labels_dir, parse), None
+    """``images_dir``/``labels_dir`` under the root, or under each of its split folders (DIGITS:
+    train/images, train/labels, val/images, val/labels)."""
+    parents = split_folders(root, cfg.images_dir) or [root]
+    return [r for parent in parents for r in read_paired(cfg, root, parent / cfg.images_dir,
+                                                          parent / cfg.labels_dir, parse)], None
+
+
+def given_split(cfg, root: Path, records: list[Record]) -> tuple[dict[str, str] | None, str]:
+    """The split of DIGITS' train/ and val/ folders: a record's first folder names it."""
+    return split_of_first_folder(root, split_folders(root, cfg.images_dir), records)
