@@ -213,12 +213,13 @@ def save_anchor_picture(boxes: list[torch.Tensor], input_size: tuple[int, int], 
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter((every[:, 2] - every[:, 0]) / width, (every[:, 3] - every[:, 1]) / height, s=6, alpha=0.35,
                color="grey", label=f"boxes ({len(every)})")
-    for name, marker in (("preset", "x"), ("fitted", "o")):
+    for name, marker, colour in (("preset", "x", "tab:blue"), ("fitted", "o", "tab:orange")):
         layout = fit[name]
         shapes = np.array([(s * z * np.sqrt(r), s * z / np.sqrt(r)) for s in layout["sizes"] for z in zooms
                            for r in layout["ratios"]])
         used = " (used)" if fit["chosen"] == name else ""
-        ax.scatter(shapes[:, 0], shapes[:, 1], marker=marker, s=40, facecolors="none" if marker == "o" else None,
+        style = {"facecolors": "none", "edgecolors": colour} if marker == "o" else {"color": colour}
+        ax.scatter(shapes[:, 0], shapes[:, 1], marker=marker, s=40, linewidths=1.5, **style,
                    label=f"{name} anchors{used}: recall {layout['recall']:.3f}, mean IoU {layout['mean_iou']:.3f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
