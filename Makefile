@@ -19,11 +19,12 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	ruff check .
 
-# The MLflow UI on the local store, on loopback unless UI_HOST says otherwise (e.g. UI_HOST=0.0.0.0).
+# The MLflow UI on the local store, on loopback unless UI_HOST says otherwise (e.g. UI_HOST=0.0.0.0);
+# it first prints the address of each experiment's training runs.
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
 ui: $(STAMP)
-	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host $(UI_HOST) --port $(UI_PORT) --workers 1
+	python -m pipeline.ui --host $(UI_HOST) --port $(UI_PORT) --store mlruns/mlflow.db
 
 # The MLflow UI test drives Debian's Chromium through Playwright: installed here when missing
 # (as root); without it that one test is skipped, saying why.

@@ -65,9 +65,19 @@ def artifact_location(cfg, uri: str) -> str | None:
     return root.as_uri()
 
 
-# MLflow 3's UI opens an experiment on its GenAI overview unless it is tagged as model development
+# The project's experiments are model development (MLflow's own tag, read by its search and assistant)
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# MLflow 3.17's UI opens an experiment on its GenAI overview (traces, token usage) whatever that tag
+# says, unless the address asks for the model-training view or the browser's switch was set to it
+TRAINING_VIEW = "workflowType=machine_learning"
 REACHABLE_TIMEOUT = 5.0  # seconds a tracking server has to answer before training starts
+
+
+def ui_address(base_url: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's address of an experiment's training runs (or of one run), in the
+    model-training view; the UI keeps that view while one browses from there."""
+    run = f"/runs/{run_id}" if run_id else ""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}{run}?{TRAINING_VIEW}"
 
 
 def check_reachable(uri: str) -> None:

@@ -30,10 +30,12 @@ from pipeline.tracking import (
     ensure_experiment,
     flat_params,
     log_dataset,
+    redact,
     redacted,
     run_label,
     run_tags,
     tracking_uri,
+    ui_address,
 )
 from pipeline.tracking_offline import JOURNAL, Journal, ResilientMLFlowLogger, guarded
 
@@ -150,6 +152,9 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                     print(f"warning: the MLflow run {logger.run_id} is not fully logged: the server went away during "
                           f"training; the model is kept, and what was not sent is in {out_dir / JOURNAL} "
                           f"(send it later: python -m pipeline.tracking_offline {out_dir})", file=sys.stderr)
+                elif tracking_uri(cfg.logger).startswith(("http://", "https://")):
+                    base = redact(tracking_uri(cfg.logger))  # no password on the screen
+                    print(f"MLflow run: {ui_address(base, logger.experiment_id, logger.run_id)}")
     return trainer, logger, checkpoint
 
 

@@ -19,7 +19,7 @@ from tests.mlflow_server import MlflowServer, mlflow_server
 pytestmark = pytest.mark.slow
 
 
-def test_training_and_evaluation_log_to_a_tracking_server(tiny_data, tmp_path):
+def test_training_and_evaluation_log_to_a_tracking_server(tiny_data, tmp_path, capsys):
     server_root = tmp_path / "server"
     server_root.mkdir()
     with mlflow_server(server_root) as url:
@@ -33,6 +33,9 @@ def test_training_and_evaluation_log_to_a_tracking_server(tiny_data, tmp_path):
         client = MlflowClient(tracking_uri=url)
         run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED" and run.data.params["logger.tracking_uri"] == url
+        printed = capsys.readouterr().out  # the run's link opens MLflow's training view, not its GenAI one
+        link = f"{url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning"
+        assert f"MLflow run: {link}" in printed and "View run" not in printed, printed[-2000:]
         assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 2
         assert "eval_val_accuracy" in run.data.metrics
         assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # served by the server, not a local path

@@ -87,4 +87,16 @@ def test_a_training_run_is_named_and_carries_its_dataset_and_system_metrics(tiny
     system = [k for k in run.data.metrics if k.startswith("system/")]
     assert "system/cpu_utilization_percentage" in system and "system/system_memory_usage_megabytes" in system
     experiment = client.get_experiment(run.info.experiment_id)
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # model development
+
+
+def test_make_ui_prints_each_project_experiment_in_the_training_view(tmp_path):
+    from pipeline.ui import experiment_lines
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, experiment_id = ensure_experiment(logger_cfg(tracking_uri=store, experiment="cvpipe"))
+    client = MlflowClient(store)
+    client.create_run(experiment_id)
+    client.create_experiment("made by another tool")  # not the project's: not listed
+    assert experiment_lines(store, "http://127.0.0.1:5000") == [
+        f"cvpipe: http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning  (1 run)"]

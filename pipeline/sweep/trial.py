@@ -24,7 +24,7 @@ from omegaconf import DictConfig, open_dict
 from pipeline.sweep.data import trial_data
 from pipeline.sweep.parent import read_parent
 from pipeline.tasks import TASKS, get_task
-from pipeline.tracking import PARENT_TAG, ensure_experiment
+from pipeline.tracking import PARENT_TAG, ensure_experiment, run_label
 from pipeline.training import training_run_id
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def run_trial(cfg: DictConfig):
     parent = read_parent(Path(hc.sweep.dir))
     if parent is None:
         log.warning(f"no MLflow sweep run in {hc.sweep.dir}: trial {number} is logged as a run of its own")
-    run_name = f"{sweep.name}-{number}"
+    run_name = f"{run_label(cfg, sweep.task)} · trial {number}"  # the parent run is the sweep
     overrides = trial_overrides(hc.overrides.task)
     tags = {TRIAL_TAG: str(number), OVERRIDES_TAG: json.dumps(overrides), DIR_TAG: str(trial_dir),
             "sweep.name": str(sweep.name)}

@@ -1,5 +1,6 @@
 """A real MLflow server on a loopback port, a 2-trial sweep logged to it over HTTP, and MLflow's
-run comparison view checked in a real headless Chromium (Playwright, Debian's /usr/bin/chromium).
+experiment page and run comparison view checked in a real headless Chromium (Playwright, Debian's
+/usr/bin/chromium).
 
 The screenshot goes to $CVPIPE_TEST_ARTIFACTS (default: the test's temporary folder)."""
 
@@ -14,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.sweep.parent import children, read_parent
+from pipeline.tracking import ui_address
 from tests.conftest import PROJECT_ROOT
 from tests.mlflow_server import mlflow_server
 from tests.sweep.test_sweeps import TINY
@@ -66,7 +68,7 @@ def objective_row(page) -> list[str]:
     return found
 
 
-def test_mlflow_compare_view_shows_both_trials_of_a_sweep_logged_to_a_server(tmp_path):
+def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logged_to_a_server(tmp_path):
     missing = pytest.fail if os.environ.get("CVPIPE_REQUIRE_BROWSER") else pytest.skip  # CI requires it
     if not Path(CHROMIUM).is_file():
         missing(f"no Chromium at {CHROMIUM}: apt-get install chromium (`make test` does as root)")
@@ -91,6 +93,14 @@ def test_mlflow_compare_view_shows_both_trials_of_a_sweep_logged_to_a_server(tmp
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1400})
+                page.goto(ui_address(url, parent["experiment_id"]))  # the address `make ui` prints
+                page.get_by_text("Run Name", exact=True).first.wait_for(timeout=90_000)
+                # the trials are nested under the sweep's run: open it
+                page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+                for run in trials:
+                    page.get_by_text(run.info.run_name, exact=True).first.wait_for(timeout=30_000)
+                landing, listed = page.url, page.inner_text("body")
+                page.screenshot(path=str(shots / "mlflow_runs.png"))
                 page.goto(view)
                 for run in trials:
                     page.get_by_text(run.info.run_name, exact=True).first.wait_for(timeout=90_000)
@@ -101,6 +111,13 @@ def test_mlflow_compare_view_shows_both_trials_of_a_sweep_logged_to_a_server(tmp
                 page.screenshot(path=str(shots / "mlflow_compare_objective.png"))
             finally:
                 browser.close()
+    # The experiment opens on its training runs, not on MLflow's GenAI overview (traces, token usage)
+    assert f"/#/experiments/{parent['experiment_id']}/runs?" in landing, landing
+    assert "Token Usage" not in listed and "Dataset" in listed, listed[:2000]
+    names = [run.info.run_name for run in trials]
+    assert len(set(names)) == len(names) and all(name.startswith("synthetic_tiny · classifier ") for name in names)
+    digest = trials[0].inputs.dataset_inputs[0].dataset.digest
+    assert listed.count(f"synthetic_tiny ({digest})") == len(trials), listed[:2000]  # each training's dataset
     assert f"Comparing {len(trials)} Runs" in text, text[:2000]
     details = text[text.index("Run details"):]
     for run in trials:
@@ -108,5 +125,5 @@ def test_mlflow_compare_view_shows_both_trials_of_a_sweep_logged_to_a_server(tmp
         assert run.data.params["train.classifier.lr"] in details
     # The compare view's columns follow the order of the runs in its address: trial 0, trial 1.
     assert shown == [mlflow_number(r.data.metrics["objective"]) for r in trials], shown
-    for name in ("mlflow_compare.png", "mlflow_compare_objective.png"):
+    for name in ("mlflow_runs.png", "mlflow_compare.png", "mlflow_compare_objective.png"):
         assert (shots / name).stat().st_size > 10_000
