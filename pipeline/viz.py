@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import patches  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix  # noqa: E402
 
 
 @dataclass
@@ -53,3 +55,21 @@ def save_grid(panels: list[Panel], path: str | Path, ncols: int = 4, title: str 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_confusion(actual, predicted, names: list[str], png: Path, csv_path: Path, title: str = "") -> np.ndarray:
+    """Class indices into ``names``: one CSV row (actual, predicted) per pair, for DVC's confusion
+    template, and a PNG of the counts (rows actual, columns predicted). Returns the matrix."""
+    matrix = confusion_matrix(actual, predicted, labels=list(range(len(names))))
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows([names[a], names[p]] for a, p in zip(actual, predicted))
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 1 + 0.8 * len(names)))
+    ConfusionMatrixDisplay(matrix, display_labels=names).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return matrix

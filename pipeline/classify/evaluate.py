@@ -6,14 +6,13 @@ Everything is also logged to the training's MLflow run (run.json next to the che
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.classify.data import ClassificationData, data_from_config
 from pipeline.data.split import evaluated_splits
@@ -21,7 +20,7 @@ from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
 from pipeline.models.pretrained import project_checkpoint_state
 from pipeline.training import MODEL_FILE, log_to_run
-from pipeline.viz import Panel, plt, save_grid
+from pipeline.viz import Panel, save_confusion, save_grid
 
 MAX_MISTAKES = 16
 
@@ -64,20 +63,6 @@ def split_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
         "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for c, p, r, f, s in zip(classes, precision, recall, f1, support)},
     }
-
-
-def save_confusion(labels, predicted, classes, png: Path, csv_path: Path) -> np.ndarray:
-    matrix = confusion_matrix(labels, predicted, labels=list(range(len(classes))))
-    with open(csv_path, "w", newline="") as f:  # one row per sample, for `dvc plots` confusion template
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        writer.writerows([classes[a], classes[p]] for a, p in zip(labels, predicted))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1 + 0.8 * len(classes)))
-    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(ax=ax, colorbar=False, xticks_rotation=45)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return matrix
 
 
 def save_mistakes(images, probs, labels, classes, path: Path) -> int:

@@ -30,7 +30,7 @@ SEARCH_BOXES = 2000  # boxes the search scores candidates on (all of them score 
 
 def coverage(boxes: list[torch.Tensor], anchors: torch.Tensor, positive_iou: float) -> dict[str, float]:
     """Best possible recall and mean best IoU of ``boxes`` (per image, xyxy input pixels)."""
-    best = torch.cat([box_iou(b, anchors).max(dim=1).values for b in boxes if len(b)])
+    best = torch.cat([box_iou(b, anchors.to(b.device)).max(dim=1).values for b in boxes if len(b)])
     matched = best >= positive_iou
     return {"recall": float(matched.float().mean()), "mean_iou": float(best.mean()),
             "fitness": float((best * matched).mean())}
@@ -50,8 +50,8 @@ def fitted_specs(boxes: torch.Tensor, preset: AnchorSpec, levels: int, input_siz
     geometrically from a low percentile of the boxes' sizes to a large size (the coarse levels sit
     on few cells: their anchors must be large to reach boxes away from the centre)."""
     width, height = input_size
-    w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-3).numpy() / width
-    h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1e-3).numpy() / height
+    w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-3).cpu().numpy() / width
+    h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1e-3).cpu().numpy() / height
     side = np.sqrt(w * h)
     largest = sorted({*LARGEST, round(float(np.percentile(side, 99)), 4)})
     for ratios in dict.fromkeys([kmeans_ratios(np.log(w / h), len(preset.ratios)), preset.ratios]):
@@ -70,7 +70,8 @@ def fit_anchors(boxes: list[torch.Tensor], preset: AnchorSpec, grids, input_size
     if not any(len(b) for b in boxes):
         raise ValueError("model.detector.anchors.fit: the training and validation splits have no boxes to fit")
     every = torch.cat([b for b in boxes if len(b)])
-    sample = every[torch.randperm(len(every), generator=torch.Generator().manual_seed(0))[:SEARCH_BOXES]]
+    order = torch.randperm(len(every), generator=torch.Generator().manual_seed(0))  # the same sample on any device
+    sample = every[order[:SEARCH_BOXES].to(every.device)]
     scored = []
     for spec in fitted_specs(sample, preset, len(grids), input_size):
         quality = coverage([sample], make_anchors(grids, spec, input_size), positive_iou)

@@ -18,7 +18,7 @@ import torch
 from torchvision.ops import box_iou
 
 from pipeline.data.manifest import SPLITS, Manifest
-from pipeline.viz import plt
+from pipeline.viz import plt, save_confusion
 
 IOU = 0.5
 THRESHOLDS = np.linspace(0, 1, 101)
@@ -35,8 +35,8 @@ def scored_matches(preds: list[dict], targets: list[dict], num_classes: int):
             mine = pred["labels"] == c
             found, order = pred["boxes"][mine], torch.argsort(pred["scores"][mine], descending=True)
             objects[c] += len(truth)
-            taken = torch.zeros(len(truth), dtype=torch.bool)
-            ious = box_iou(found, truth) if len(truth) and len(found) else torch.zeros(len(found), len(truth))
+            taken = torch.zeros(len(truth), dtype=torch.bool, device=truth.device)
+            ious = box_iou(found, truth) if len(truth) and len(found) else truth.new_zeros(len(found), len(truth))
             for i in order.tolist():
                 overlap = ious[i].masked_fill(taken, -1.0)
                 best = int(overlap.argmax()) if len(truth) else -1
@@ -87,7 +87,7 @@ def confusion_pairs(preds: list[dict], targets: list[dict], confidence: float, b
         kept = pred["scores"] >= confidence
         boxes, labels = pred["boxes"][kept], pred["labels"][kept]
         truth, truth_labels = target["boxes"], target["labels"]
-        ious = box_iou(truth, boxes) if len(truth) and len(boxes) else torch.zeros(len(truth), len(boxes))
+        ious = box_iou(truth, boxes) if len(truth) and len(boxes) else truth.new_zeros(len(truth), len(boxes))
         candidates = []
         if ious.numel():
             t_index, d_index = torch.nonzero(ious >= IOU, as_tuple=True)
@@ -127,32 +127,6 @@ def save_confidence_curves(curves: dict[str, np.ndarray], best: dict, classes: l
     axes[0].set_title(f"best F1 {best['best_f1']:.3f} at {best['best_f1_confidence']:.2f}", fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-
-
-def save_confusion(pairs: list[tuple], names: list[str], csv_path: Path, png: Path, title: str) -> None:
-    """``names``: the classes, then background. CSV rows (actual, predicted) for DVC's confusion
-    template; a PNG of counts, rows actual, columns predicted."""
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        writer.writerows((names[a], names[p]) for a, p in pairs)
-    matrix = np.zeros((len(names), len(names)), dtype=int)
-    for a, p in pairs:
-        matrix[a, p] += 1
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(names), 1.0 + 0.6 * len(names)))
-    ax.imshow(matrix, cmap="Blues")
-    for (a, p), count in np.ndenumerate(matrix):
-        if count:
-            ax.text(p, a, str(count), ha="center", va="center", fontsize=8,
-                    color="white" if count > matrix.max() / 2 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -198,8 +172,9 @@ def confidence_report(preds: list[dict], targets: list[dict], classes: list[str]
     save_confidence_curves(curves, best, classes, tables / "confidence" / f"{split}.csv",
                            pictures / f"f1_confidence_{split}.png",
                            f"{split}: precision, recall and F1 against the confidence threshold (IoU 0.5)")
-    save_confusion(confusion_pairs(preds, targets, best["best_f1_confidence"], len(classes)),
-                   [*classes, "background"], tables / "confusion" / f"{split}.csv", pictures / f"confusion_{split}.png",
+    pairs = confusion_pairs(preds, targets, best["best_f1_confidence"], len(classes))
+    save_confusion([a for a, _ in pairs], [p for _, p in pairs], [*classes, "background"],
+                   pictures / f"confusion_{split}.png", tables / "confusion" / f"{split}.csv",
                    f"{split}: detections at confidence >= {best['best_f1_confidence']:.2f} (best F1), IoU 0.5")
     return best
 
@@ -209,7 +184,7 @@ def save_anchor_picture(boxes: list[torch.Tensor], input_size: tuple[int, int], 
     """The boxes' widths and heights (fractions of the input) with the anchor shapes of the fitted
     and the preset layout (each level's size x zoom x ratio) over them, and each one's recall."""
     width, height = input_size
-    every = torch.cat([b for b in boxes if len(b)]) if any(len(b) for b in boxes) else torch.zeros(0, 4)
+    every = torch.cat([b.cpu() for b in boxes if len(b)]) if any(len(b) for b in boxes) else torch.zeros(0, 4)
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter((every[:, 2] - every[:, 0]) / width, (every[:, 3] - every[:, 1]) / height, s=6, alpha=0.35,
                color="grey", label=f"boxes ({len(every)})")
