@@ -20,7 +20,7 @@ class Task:
     data: tuple[str, ...]      # kinds of prepared data it trains on: classification, detection, multilabel
     augment: str               # the `augment` section whose pipelines it trains on (its preview is logged)
     train: str                 # (cfg, manifest, pipelines, out, resume, callbacks, preview) -> result dict
-    evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables) -> results dict
+    evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables, run_id=None) -> results
     export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.export.build.Exportable
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     reported: tuple[str, ...]  # evaluation results printed ("*" stands for each split)

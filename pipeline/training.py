@@ -40,6 +40,7 @@ from pipeline.tracking import (
 from pipeline.tracking_offline import JOURNAL, Journal, ResilientMLFlowLogger, guarded
 
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
+PREPROCESS_FILE = "preprocess.json"  # the eval pipeline, so the folder alone runs on new images
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
 RUNTIME_KEYS = ("logger.tags.", "logger.run_name", "logger.parent_run_id")  # set by a sweep: tags, not params
 
@@ -221,12 +222,13 @@ def stamp_run_id(metrics_path: str | Path, model_dir: str | Path) -> str | None:
 
 
 def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float], artifacts: list[Path],
-               folder: str, pending_dir: str | Path) -> None:
-    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``.
-    When the tracking server is gone, they are kept in ``pending_dir``'s journal (tracking_offline)."""
+               folder: str, pending_dir: str | Path, run_id: str | None = None) -> None:
+    """Add metrics and artifacts (under ``folder``) to the MLflow run of the training in ``model_dir``
+    (or to ``run_id``: an evaluation on another dataset has a run of its own). When the tracking
+    server is gone, they are kept in ``pending_dir``'s journal (tracking_offline)."""
     from mlflow.entities import Metric
 
-    run_id = json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
+    run_id = run_id or json.loads((Path(model_dir) / RUN_FILE).read_text())["run_id"]
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri)
     journal = Journal(pending_dir)

@@ -19,10 +19,10 @@ import torch
 from pipeline.augment.apply import Example, augment, image_tensor
 from pipeline.augment.build import load_pipeline
 from pipeline.classify.evaluate import load_classifier
-from pipeline.classify.train import PREPROCESS_FILE
 from pipeline.io.images import ImageError, read_image
 from pipeline.predict.cli import format_line, image_paths
 from pipeline.predict.draw import classes_picture
+from pipeline.training import PREPROCESS_FILE
 
 
 def main(argv=None) -> int:

@@ -21,6 +21,7 @@ from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, imag
 from pipeline.augment.build import load_pipeline
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
+from pipeline.data.split import require_training_splits
 from pipeline.io.images import read_image
 
 
@@ -84,12 +85,13 @@ class ClassificationData(L.LightningDataModule):
         self.items = {}
         for split in ("train", "val", "test"):
             self.items[split], self.classes = self.make_items(split)
-        if not self.items["train"] or not self.items["val"]:
-            raise ValueError(f"{manifest_path}: training needs train and val samples "
-                             f"(found {len(self.items['train'])} and {len(self.items['val'])}); check data.split")
+        self.where = manifest_path
         self.cached: dict[str, FeatureDataset] = {}
         self.cache_until_epoch = 0  # epochs with a frozen backbone: train the head on cached features
         self.cache_seconds = 0.0  # time spent encoding the cache (reported by benchmarks)
+
+    def require_training_splits(self) -> None:
+        require_training_splits(self.items, self.where)
 
     def make_items(self, split: str) -> tuple[list[Item], list[str]]:
         """The items of ``split`` and the class names (other views of the data override this)."""

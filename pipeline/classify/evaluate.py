@@ -94,7 +94,8 @@ def save_predictions(images, probs, labels, classes, path: Path, count: int = 16
 
 
 def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
-                        metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path) -> dict:
+                        metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path,
+                        run_id: str | None = None) -> dict:
     net, info = load_classifier(model_dir)
     tc = cfg.train.classifier
     data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed), num_workers=0)
@@ -116,12 +117,12 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
                 save_predictions(images, probs, labels, classes, tmp / "predictions_val.png")
     atomic_write_json(metrics_path, results)
     log_to_training_run(cfg, model_dir, results, [reports_dir / p.name for p in sorted(reports_dir.glob("*.png"))]
-                        + [Path(metrics_path)], reports_dir)
+                        + [Path(metrics_path)], reports_dir, run_id)
     return results
 
 
 def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, artifacts: list[Path],
-                        pending_dir: Path) -> None:
+                        pending_dir: Path, run_id: str | None) -> None:
     metrics = {}
     for split, m in results.items():
         metrics[f"eval_{split}_accuracy"] = m["accuracy"]
@@ -129,4 +130,4 @@ def log_to_training_run(cfg: DictConfig, model_dir: str | Path, results: dict, a
         for name, c in m["per_class"].items():
             metrics[f"eval_{split}_precision_{name}"] = c["precision"]
             metrics[f"eval_{split}_recall_{name}"] = c["recall"]
-    log_to_run(cfg, model_dir, metrics, artifacts, "evaluation", pending_dir)
+    log_to_run(cfg, model_dir, metrics, artifacts, "evaluation", pending_dir, run_id)

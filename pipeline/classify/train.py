@@ -13,13 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.classify.data import data_from_config
 from pipeline.classify.module import ClassifierModule, class_weights
 from pipeline.models.classifier import build_classifier
-from pipeline.training import tracked_fit
+from pipeline.training import PREPROCESS_FILE, tracked_fit
 
 # Lightning 2.6 noise: a torch deprecation inside its own code, and the frozen backbone kept in eval mode
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
-PREPROCESS_FILE = "preprocess.json"  # the eval pipeline, so the folder alone classifies images
 
 
 def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
@@ -34,6 +33,7 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     tc, seed = cfg.train.classifier, int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
     data = data_from_config(manifest, pipelines_dir, tc, seed)
+    data.require_training_splits()
     input_size = data.input_size()
     net = build_classifier(cfg.model.classifier, data.classes, input_size)
     pretrained = str(cfg.model.classifier.pretrained) != "none"

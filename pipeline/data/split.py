@@ -66,6 +66,13 @@ def assign_splits(samples: list[Sample], ratios: dict[str, float], seed: int) ->
             s.split = by_id[s.duplicate_of].split
 
 
+def require_training_splits(counts: dict[str, list], where) -> None:
+    """A training needs train and val items; an evaluation (on any dataset) does not."""
+    if not counts["train"] or not counts["val"]:
+        raise ValueError(f"{where}: training needs train and val samples (found {len(counts['train'])} and "
+                         f"{len(counts['val'])}); check data.split")
+
+
 def evaluated_splits(splits, available: dict) -> list[str]:
     """The configured splits (``evaluate.<model>.splits``) in order; one the data cannot have is an error."""
     unknown = [s for s in splits if s not in available]

@@ -15,6 +15,7 @@ from pipeline.augment.apply import AugmentedDataset, EpochSampler, detection_col
 from pipeline.augment.build import load_pipeline
 from pipeline.augment.stage import detection_example
 from pipeline.data.manifest import Manifest
+from pipeline.data.split import require_training_splits
 
 
 class DetectionData(L.LightningDataModule):
@@ -27,12 +28,13 @@ class DetectionData(L.LightningDataModule):
                              "detection data (data=synthetic, voc, coco, kitti, yolo or csv)")
         self.classes = list(self.manifest.classes)
         self.samples = {split: self.manifest.split(split) for split in ("train", "val", "test")}
-        if not self.samples["train"] or not self.samples["val"]:
-            raise ValueError(f"{manifest_path}: training needs train and val images (found "
-                             f"{len(self.samples['train'])} and {len(self.samples['val'])}); check data.split")
         self.pipelines = {True: load_pipeline(Path(pipelines_dir) / "detector_train.json"),
                           False: load_pipeline(Path(pipelines_dir) / "detector_eval.json")}
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.where = manifest_path
+
+    def require_training_splits(self) -> None:
+        require_training_splits(self.samples, self.where)
 
     def input_size(self) -> tuple[int, int]:
         """(width, height) of the images the eval pipeline makes (the `augment` stage's input size)."""

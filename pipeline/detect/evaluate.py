@@ -89,7 +89,8 @@ def save_pictures(images, preds, targets, classes, path: Path) -> None:
 
 
 def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
-                      metrics_path: str | Path, reports_dir: str | Path, pr_dir: str | Path) -> dict:
+                      metrics_path: str | Path, reports_dir: str | Path, pr_dir: str | Path,
+                      run_id: str | None = None) -> dict:
     net, anchors, coder, info = load_detector(model_dir)
     classes = info["classes"]
     data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), 0, int(cfg.seed))
@@ -122,5 +123,5 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
                      for k in ("recall", "mean_iou", "fitness")})
     atomic_write_json(metrics_path, results)
     log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation",
-               pending_dir=reports_dir)
+               pending_dir=reports_dir, run_id=run_id)
     return results

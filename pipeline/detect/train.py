@@ -20,7 +20,7 @@ from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import MODEL_FILE, tracked_fit
+from pipeline.training import MODEL_FILE, PREPROCESS_FILE, tracked_fit
 
 CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
 
@@ -84,6 +84,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     manifest, out_dir, tc = Path(manifest), Path(out_dir), cfg.train.detector
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
+    data.require_training_splits()
     input_size = data.input_size()
     mc, anchor_fit = fitted_config(cfg.model.detector, data, input_size, float(tc.matching.positive_iou))
     net, anchors, coder = build_detector(mc, data.classes, input_size)
@@ -102,7 +103,8 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
         artifacts.append(Path(preview))
     trainer, logger, checkpoint = tracked_fit(
         cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
-        artifacts, resume, callbacks, tc.early_stopping_patience, lr_find=tc.lr_find)
+        artifacts, resume, callbacks, tc.early_stopping_patience,
+        files={PREPROCESS_FILE: Path(pipelines_dir) / "detector_eval.json"}, lr_find=tc.lr_find)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
             "best": str(out_dir / Path(checkpoint.best_model_path).name)}

@@ -168,7 +168,8 @@ def heatmap_split(manifest: Manifest, split: str) -> str:
 
 
 def evaluate_fcn(cfg: DictConfig, manifest_path: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
-                 metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path) -> dict:
+                 metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path,
+                 run_id: str | None = None) -> dict:
     """The `evaluate@fcn` step: :func:`run_heatmaps`, its figures added to the FCN's MLflow run and
     the time of each method on the compared images as a table for `dvc plots`."""
     from pipeline.io.atomic import atomic_write_text
@@ -181,7 +182,7 @@ def evaluate_fcn(cfg: DictConfig, manifest_path: str | Path, pipelines_dir: str 
         flat[f"heatmap_ap50_{method}"] = r["ap50"][method]
     flat.update({f"heatmap_agreement_{k}": v for k, v in r["agreement"].items()})
     log_to_run(cfg, model_dir, flat, [Path(reports_dir) / "overlays.png", Path(metrics_path)], "heatmap",
-               pending_dir=reports_dir)
+               pending_dir=reports_dir, run_id=run_id)
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{name},{s:.6f}\n" for name, s in r["seconds_on_compared_scenes"].items())
     atomic_write_text(Path(tables_dir) / "seconds.csv", "method,seconds\n" + rows)

@@ -53,6 +53,7 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
     with the lowest dense_val_loss."""
     d, seed = cfg.train.fcn.dense, int(cfg.seed)
     data = DetectionData(manifest, pipelines_dir, int(d.batch_size), int(cfg.train.fcn.num_workers), seed)
+    data.require_training_splits()
     if classes[:-1] != data.classes or classes[-1] != BACKGROUND:
         raise ValueError(f"{out_dir}: the patch classifier's classes {classes} are not the manifest's "
                          f"{data.classes} + {BACKGROUND!r}; retrain it on this data")

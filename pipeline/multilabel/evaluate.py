@@ -101,7 +101,8 @@ def save_examples(images, probs, targets, thresholds, classes, path: Path) -> No
 
 
 def evaluate_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
-                        metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path) -> dict:
+                        metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path,
+                        run_id: str | None = None) -> dict:
     net, info = load_classifier(model_dir)
     tc = cfg.train.multilabel
     data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), 0, int(cfg.seed))
@@ -126,7 +127,7 @@ def evaluate_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
     flat = {f"eval_{split}_{k}": v for split, m in results.items() if split != "thresholds"
             for k, v in m.items() if isinstance(v, float)}
     log_to_run(cfg, model_dir, flat, sorted(Path(reports_dir).glob("*.png")) + [Path(metrics_path)], "evaluation",
-               pending_dir=reports_dir)
+               pending_dir=reports_dir, run_id=run_id)
     return results
 
 

@@ -12,11 +12,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.classify.train import PREPROCESS_FILE
 from pipeline.models.classifier import build_classifier
 from pipeline.multilabel.data import PIPELINES, MultiLabelData
 from pipeline.multilabel.module import MultiLabelModule
-from pipeline.training import tracked_fit
+from pipeline.training import PREPROCESS_FILE, tracked_fit
 
 
 def positive_weights(mode, positives: np.ndarray, images: int) -> torch.Tensor | None:
@@ -37,6 +36,7 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     tc, seed = cfg.train.multilabel, int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
     data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), seed)
+    data.require_training_splits()
     input_size = data.input_size()
     net = build_classifier(cfg.model.multilabel, data.classes, input_size)
     freeze_allowed = str(cfg.model.multilabel.pretrained) != "none"  # frozen pretrained layers; none: all train
