@@ -61,14 +61,20 @@ class VocData(Data):
 
 
 @dataclass
-class CocoData(Data):
+class CocoSplitFile:
+    annotation_file: str = MISSING
+    images_dir: str = MISSING
+
+
+@dataclass
+class CsvData(Data):
     images_dir: str = MISSING
     annotation_file: str = MISSING
 
 
 @dataclass
-class CsvData(CocoData):
-    pass
+class CocoData(CsvData):
+    split_files: Optional[Dict[str, CocoSplitFile]] = MISSING  # split -> its own annotation file and images
 
 
 @dataclass

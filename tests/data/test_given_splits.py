@@ -1,5 +1,5 @@
 """Splits that a dataset fixes itself are honoured (`data.split.source`): Pascal VOC's
-ImageSets/Main lists, a YOLO data.yaml, train/ val/ test/ image folders. With the given split no
+ImageSets/Main lists, a YOLO data.yaml, train/ val/ test/ image folders, COCO files per split. With the given split no
 image moves between splits; one the split leaves out is rejected with its reason."""
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ import yaml
 
 from pipeline.data.manifest import Manifest
 from pipeline.data.prepare import prepare
-from tests.helpers import data_config, make_truths, noise_image, write_image, write_kitti, write_voc, write_yolo
+from tests.helpers import (
+    data_config,
+    make_truths,
+    noise_image,
+    write_coco,
+    write_image,
+    write_kitti,
+    write_voc,
+    write_yolo,
+)
 
 GIVEN = {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7, 8], "test": [9]}  # truth index -> split
 
@@ -81,6 +90,47 @@ def test_digits_train_and_val_folders_fix_the_split(tmp_path):
     stats, splits, rejected = prepared(tmp_path / "a", format="kitti", root=str(root))
     assert stats["split_source"] == "given" and not rejected
     assert splits == {f"{split}/images/{truths[i].name}": split for split, ids in GIVEN.items() for i in ids}
+
+
+def test_coco_files_per_split_fix_the_split(tmp_path):
+    """Roboflow's layout: a folder per split with its images and annotation file; an image in a
+    split's folder that its file does not list is rejected."""
+    truths = make_truths(10)
+    root = tmp_path / "coco"
+    for split, ids in GIVEN.items():
+        write_coco(root / split, [truths[i] for i in ids])
+    write_image(root / "val/images/unlisted.png", noise_image(40, 30, 99))
+    files = {split: {"annotation_file": f"{split}/annotations.json", "images_dir": f"{split}/images"}
+             for split in GIVEN}
+    stats, splits, rejected = prepared(tmp_path / "a", format="coco", root=str(root), split_files=files)
+    assert stats["split_source"] == "given" and stats["boxes"]["count"] == sum(len(t.boxes) for t in truths)
+    assert splits == {f"{split}/images/{truths[i].name}": split for split, ids in GIVEN.items() for i in ids}
+    assert rejected == {"val/images/unlisted.png": "image_without_annotation"}
+
+
+def test_coco_files_per_split_may_share_one_image_folder(tmp_path):
+    """COCO's own layout with one folder: no image is an orphan because another split's file lists it."""
+    truths = make_truths(10)
+    root = tmp_path / "coco"
+    for split, ids in GIVEN.items():
+        write_coco(root, [truths[i] for i in ids])
+        (root / "annotations.json").rename(root / f"instances_{split}.json")
+    files = {split: {"annotation_file": f"instances_{split}.json", "images_dir": "images"} for split in GIVEN}
+    stats, splits, rejected = prepared(tmp_path / "a", format="coco", root=str(root), split_files=files)
+    assert splits == expected(truths) and not rejected
+
+
+def test_coco_split_files_that_disagree_are_refused(tmp_path):
+    truths = make_truths(4)
+    root = tmp_path / "coco"
+    write_coco(root / "train", truths[:2])
+    write_coco(root / "val", truths[2:], categories=("dog", "cat", "bird"))  # id 10 is another class here
+    files = {split: {"annotation_file": f"{split}/annotations.json", "images_dir": f"{split}/images"}
+             for split in ("train", "val")}
+    with pytest.raises(ValueError, match="val/annotations.json: category id 10 is 'dog', but 'cat' in another split"):
+        prepared(tmp_path / "a", format="coco", root=str(root), split_files=files)
+    with pytest.raises(ValueError, match="data.split_files: valid is not a split; use train, val, test"):
+        prepared(tmp_path / "b", format="coco", root=str(root), split_files={"valid": files["val"]})
 
 
 def test_given_without_a_split_in_the_dataset_is_a_clear_error(tmp_path):

@@ -12,11 +12,12 @@ import json
 from pathlib import Path
 
 from pipeline.boxes import xywh_to_xyxy
+from pipeline.data.manifest import SPLITS
 from pipeline.data.records import Record
 from pipeline.data.sources.common import image_record, orphan_images
 
 TASK = "detection"
-LAYOUT = "images/ with the pictures and annotations.json in COCO format"
+LAYOUT = "images/ with the pictures and annotations.json in COCO format (or one file per split: data.split_files)"
 
 
 def annotation_box(ann: dict) -> list[float] | None:
@@ -32,9 +33,9 @@ def annotation_box(ann: dict) -> list[float] | None:
     return None
 
 
-def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
-    images_dir = root / cfg.images_dir
-    ann_name = cfg.annotation_file
+def read_file(root: Path, images_dir: Path, ann_name: str) -> tuple[list[Record], dict[int, str]]:
+    """The records of one COCO annotation file (its images found in ``images_dir``) and its
+    categories (id -> name)."""
     ann_path = root / ann_name
     try:
         data = json.loads(ann_path.read_text(encoding="utf-8"))
@@ -80,6 +81,45 @@ def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
         category = int(ann.get("category_id", -1))
         record.boxes.append(box)
         record.box_classes.append(categories.get(category, f"<category id {category}>"))
-    records += orphan_images(root, images_dir, [r.image for r in records if r.image],
-                             f"not listed in {ann_name}", cfg.allow_unannotated)
+    return records, categories
+
+
+def annotation_files(cfg) -> dict[str | None, tuple[str, str]]:
+    """split (None: the dataset's one file) -> (annotation file, images folder)."""
+    if not cfg.get("split_files"):
+        return {None: (str(cfg.annotation_file), str(cfg.images_dir))}
+    unknown = sorted(set(cfg.split_files) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"data.split_files: {', '.join(unknown)} is not a split; use {', '.join(SPLITS)}")
+    return {split: (str(f.annotation_file), str(f.images_dir)) for split, f in cfg.split_files.items()}
+
+
+def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:
+    records, categories, folders = [], {}, {}
+    for ann_name, images_dir in annotation_files(cfg).values():
+        found, named = read_file(root, root / images_dir, ann_name)
+        for category, name in named.items():
+            if categories.setdefault(category, name) != name:
+                raise ValueError(f"{root / ann_name}: category id {category} is {name!r}, but "
+                                 f"{categories[category]!r} in another split's file; give the files one category list")
+        records += found
+        folders.setdefault(root / images_dir, []).append(ann_name)
+    listed = [r.image for r in records if r.image]
+    for images_dir, names in folders.items():  # images no file lists
+        records += orphan_images(root, images_dir, listed, f"not listed in {' or '.join(names)}", cfg.allow_unannotated)
     return records, [categories[k] for k in sorted(categories)]
+
+
+def given_split(cfg, root: Path, records: list[Record]) -> tuple[dict[str, str] | None, str]:
+    """The split of ``data.split_files``: each record in the split of the file that lists it."""
+    files = annotation_files(cfg)
+    if None in files:
+        return None, "data.split_files (not set)"
+    split_of_file = {ann_name: split for split, (ann_name, _) in files.items()}
+    given: dict[str, str] = {}
+    for record in records:
+        split = split_of_file.get(record.annotation or "")
+        if split is not None and given.setdefault(record.key, split) != split:
+            raise ValueError(f"{record.key} is listed in the {given[record.key]} and the {split} annotation files; "
+                             "an image belongs to one split")
+    return given, "data.split_files"
