@@ -49,6 +49,10 @@ def evaluation_config(overrides: list[str], task, classes: list[str], splits: st
     if kind not in task.data:
         raise ValueError(f"data={cfg.data.name} holds {kind} data; a {task.name} is evaluated on "
                          f"{' or '.join(task.data)} data")
+    from pipeline.data.patches import BACKGROUND
+
+    if kind == "detection" and classes[-1:] == [BACKGROUND]:  # a patch classifier: its last class is no object's
+        classes = classes[:-1]
     with open_dict(cfg):
         cfg.data.classes = list(classes)
         section = cfg.evaluate[task.name]

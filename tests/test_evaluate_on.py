@@ -88,6 +88,22 @@ def test_a_detector_scores_the_same_on_another_dataset_holding_its_validation_im
     assert "eval_val_map_50" not in client.get_run(trained).data.metrics  # the training's run is left as it was
 
 
+def test_a_patch_classifier_is_evaluated_on_the_objects_of_detection_data(bundles, tiny_data, tmp_path):
+    """Its last class (background) is no object's class: the data keeps the object classes."""
+    from pipeline.classify.evaluate import evaluate_classifier
+
+    model = bundles / "models/classifier"
+    store = [f"logger.local_store={tmp_path / 'mlruns/mlflow.db'}", f"logger.artifact_root={tmp_path / 'artifacts'}"]
+    results, out = evaluate_on("classifier", model, ["data=synthetic_tiny", *store], tmp_path / "on_tiny", "val,test")
+    cfg = tiny_config(tmp_path, "evaluate.classifier.splits=[val,test]")
+    own_run = MlflowClient(tracking_uri(cfg.logger)).create_run("0").info.run_id
+    own = evaluate_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", model,
+                              tmp_path / "own.json", tmp_path / "own_reports", tmp_path / "own_tables", run_id=own_run)
+    assert set(results) == {"val", "test"} and rounded(results) == rounded(own)
+    assert Manifest.read(out / "prepared/manifest.json").classes == json.loads((model / "model.json").read_text())[
+        "classes"][:-1]
+
+
 def test_what_cannot_be_evaluated_is_refused_in_one_line(bundles, tmp_path, capsys):
     with pytest.raises(ValueError, match="is an exported bundle; evaluate the trained model folder"):
         model_files(bundles / "detector")
