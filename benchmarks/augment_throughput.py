@@ -2,7 +2,8 @@
 
     python benchmarks/augment_throughput.py            # after `dvc repro` (needs data/prepared, data/augment)
 
-For each task (detector at its input size, classifier on patches) it prints, measured in this run:
+For each task (detector at its input size, classifier on patches, multi-label on whole images;
+the patch settings from params.yaml) it prints, measured in this run:
   - augmentation alone (one process, images already decoded), images/s;
   - the DataLoader (decode + augment + collate in worker processes), images/s;
   - one training step (forward, backward, optimiser step) of the default backbone, images/s;
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Callable
 
 import timm
 import torch
@@ -22,22 +25,27 @@ import pipeline as _offline_defaults  # noqa: F401  (offline environment default
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, augment, detection_collate
 from pipeline.augment.build import load_pipeline
 from pipeline.augment.stage import detection_example
-from pipeline.classify.data import classification_items, load_item
+from pipeline.classify.data import data_from_config, load_item
+from pipeline.config import load_params
 from pipeline.data.manifest import Manifest
+from pipeline.multilabel.data import MultiLabelData
 
 
 def rate(count: int, seconds: float) -> float:
     return count / max(seconds, 1e-9)
 
 
-def detector_loader_items(manifest: Manifest):
-    samples = manifest.split("train")
-    return len(samples), lambda i: detection_example(manifest, samples[i])
-
-
-def classifier_loader_items(manifest: Manifest):
-    items, _ = classification_items(manifest, "train", seed=0)
-    return len(items), lambda i: load_item(items[i])
+def loader_items(task: str, manifest: Manifest, args, cfg) -> tuple[int, Callable, int]:
+    """(training items, a function loading item i, classes) of a task, as its training builds them."""
+    if task == "detector":
+        samples = manifest.split("train")
+        return len(samples), lambda i: detection_example(manifest, samples[i]), len(manifest.classes)
+    if task == "classifier":
+        data = data_from_config(args.manifest, args.pipelines, cfg.train.classifier, int(cfg.seed), num_workers=0)
+    else:
+        data = MultiLabelData(args.manifest, args.pipelines, args.batch, 0, int(cfg.seed))
+    items = data.items["train"]
+    return len(items), lambda i: load_item(items[i]), len(data.classes)
 
 
 def time_augmentation(pipeline, examples, repeats: int) -> float:
@@ -84,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", default="data/prepared/manifest.json")
     parser.add_argument("--pipelines", default="data/augment")
+    parser.add_argument("--params", default="params.yaml", help="the patch settings of train.classifier")
     parser.add_argument("--model", default="tf_efficientnet_lite0", help="timm name of the default backbone")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
@@ -93,17 +102,16 @@ def main() -> None:
     torch.manual_seed(0)
     manifest = Manifest.read(args.manifest)
     print(f"torch threads {torch.get_num_threads()}, loader workers {args.workers}, batch {args.batch}")
-    tasks = {"detector": detector_loader_items, "classifier": classifier_loader_items}
-    if manifest.task != "detection":
-        tasks.pop("detector")
-    for task, items in tasks.items():
+    cfg = load_params(args.params)
+    tasks = [task for task in ("detector", "classifier", "multilabel")
+             if task in cfg.data.models and Path(f"{args.pipelines}/{task}_train.json").is_file()]
+    for task in tasks:
         train = load_pipeline(f"{args.pipelines}/{task}_train.json")
-        size, load = items(manifest)
+        size, load, classes = loader_items(task, manifest, args, cfg)
         decoded = [load(i) for i in range(min(size, 64))]
         out_size = augment(train, decoded[0], seed=0).image.shape[1::-1]
         aug = time_augmentation(train, decoded, repeats=3)
         loader = time_loader(size, load, train, args.batch, args.workers, args.epochs)
-        classes = len(manifest.classes) + (task == "classifier" and manifest.task == "detection")
         step = time_train_step(args.model, classes, tuple(out_size), args.batch, args.steps)
         print(f"{task} at {out_size[0]}x{out_size[1]}: augmentation {aug:.0f} img/s, DataLoader {loader:.0f} img/s, "
               f"train step ({args.model}) {step:.1f} img/s; loader/step = {loader / step:.1f}")
