@@ -24,7 +24,7 @@ lint: $(STAMP)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
 ui: $(STAMP)
-	python -m pipeline.ui --host $(UI_HOST) --port $(UI_PORT) --store mlruns/mlflow.db
+	python -m pipeline.ui --host $(UI_HOST) --port $(UI_PORT)
 
 # The MLflow UI test drives Debian's Chromium through Playwright: installed here when missing
 # (as root); without it that one test is skipped, saying why.

@@ -2,7 +2,7 @@
 experiments in the model-training view (pipeline.tracking.TRAINING_VIEW says why an address is
 needed).
 
-    python -m pipeline.ui [--host 127.0.0.1] [--port 5000] [--store mlruns/mlflow.db]
+    python -m pipeline.ui [--host 127.0.0.1] [--port 5000] [--store PATH]
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pipeline.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ui_address
 
+COUNTED = 1000  # runs counted per experiment in the printed list (a larger store shows "1000+")
+
 
 def experiment_lines(store_uri: str, base_url: str) -> list[str]:
     """``<experiment>: <address>  (<n> runs)`` for each of the project's experiments in the store."""
@@ -25,9 +27,9 @@ def experiment_lines(store_uri: str, base_url: str) -> list[str]:
     for experiment in client.search_experiments():
         if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
             continue  # MLflow's Default experiment, or one another tool made
-        runs = len(client.search_runs([experiment.experiment_id], max_results=1000))
-        lines.append(f"{experiment.name}: {ui_address(base_url, experiment.experiment_id)}  "
-                     f"({runs} run{'' if runs == 1 else 's'})")
+        runs = len(client.search_runs([experiment.experiment_id], max_results=COUNTED))
+        count = f"{COUNTED}+ runs" if runs == COUNTED else f"{runs} run{'' if runs == 1 else 's'}"
+        lines.append(f"{experiment.name}: {ui_address(base_url, experiment.experiment_id)}  ({count})")
     return lines
 
 
@@ -35,8 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.ui", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless told otherwise")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--store", default="mlruns/mlflow.db", help="the local SQLite store")
+    parser.add_argument("--store", help="the local SQLite store (default: conf/'s logger.local_store)")
     args = parser.parse_args(argv)
+    if args.store is None:
+        from pipeline.config import compose
+
+        args.store = str(compose().logger.local_store)
     store = Path(args.store).resolve()
     store_uri = f"sqlite:///{store}"
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
