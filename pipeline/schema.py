@@ -129,9 +129,21 @@ class Augment:
 
 
 @dataclass
+class Tiles:  # resize: tile (pipeline/augment/build.py, pipeline/predict/tiles.py)
+    overlap: float = MISSING       # share of a tile its neighbour repeats in sliced inference
+    object_share: float = MISSING  # training crops cut around an object (the rest anywhere)
+    merge_ios: float = MISSING     # boxes of two tiles overlapping by more of the smaller one are one object
+
+
+@dataclass
+class DetectorAugment(Augment):
+    tiles: Tiles = MISSING
+
+
+@dataclass
 class Augments:
     classifier: Augment = MISSING
-    detector: Augment = MISSING
+    detector: DetectorAugment = MISSING
     multilabel: Augment = MISSING
 
 

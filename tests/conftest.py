@@ -26,13 +26,18 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+def prepare_and_augment(cfg, root: Path, seed: int = 42) -> Path:
+    """The `prepare` and `augment` stages of ``cfg`` into ``root`` (prepared/, augment/); the manifest."""
+    prepare(cfg.data, seed, root / "prepared", root / "rp", root / "m.json")
+    run_augment(cfg.augment, root / "prepared/manifest.json", root / "augment", root / "ra", seed)
+    return root / "prepared/manifest.json"
+
+
 # A tiny prepared synthetic dataset with its saved pipelines, for training tests.
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
-    cfg = compose(["data=synthetic_tiny"])
-    prepare(cfg.data, 42, root / "prepared", root / "rp", root / "m.json")
-    run_augment(cfg.augment, root / "prepared/manifest.json", root / "augment", root / "ra", 42)
+    prepare_and_augment(compose(["data=synthetic_tiny"]), root)
     return root
 
 

@@ -22,6 +22,7 @@ from pipeline.detect.postprocess import detections
 from pipeline.detect.report import confidence_report, save_anchor_picture, save_label_statistics
 from pipeline.detect.train import load_detector
 from pipeline.io.atomic import atomic_dir, atomic_write_json
+from pipeline.predict.tiles import sliced_detections
 from pipeline.training import log_to_run
 from pipeline.viz import Panel, plt, save_grid
 
@@ -30,8 +31,42 @@ DRAW_SCORE = 0.3  # predictions drawn on the pictures
 
 
 @torch.no_grad()
+def tile_detector(net, anchors, coder, info: dict):
+    """A function from tiles (H x W x 3 uint8) to each tile's detections in numpy, for sliced
+    inference; tiles go to the network's device."""
+    device = next(net.parameters()).device
+
+    def detect(tiles: list[np.ndarray]) -> list[dict]:
+        images = torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).to(device)
+        found = detections(*net(images), anchors.to(device), coder, tuple(info["input_size"]), **info["postprocess"])
+        return [{k: v.cpu().numpy() for k, v in f.items()} for f in found]
+
+    return detect
+
+
+@torch.no_grad()
+def predict_sliced(net, anchors, coder, info: dict, data: DetectionData, split: str):
+    """(predictions, targets, images) of a split's whole images, by sliced inference."""
+    tiles, post = info["tiles"], info["postprocess"]
+    detect = tile_detector(net, anchors, coder, info)
+    preds, targets, images = [], [], []
+    for i in range(len(data.samples[split])):
+        example = data.example(split, i)
+        found = sliced_detections(example.image, tuple(tiles["input_size"]), float(tiles["overlap"]),
+                                  int(tiles["pad_fill"]), float(tiles["merge_ios"]), int(post["max_detections"]),
+                                  detect)
+        preds.append({k: torch.from_numpy(v) for k, v in found.items()})
+        targets.append({"boxes": torch.from_numpy(example.boxes), "labels": torch.from_numpy(example.labels)})
+        images.append(torch.from_numpy(example.image.transpose(2, 0, 1).copy()))
+    return preds, targets, images
+
+
+@torch.no_grad()
 def predict(net, anchors, coder, info: dict, data: DetectionData, split: str):
-    """(predictions, targets, images) of a split, through the eval pipeline."""
+    """(predictions, targets, images) of a split, through the eval pipeline (whole images sliced
+    into tiles when the model was trained on tiles)."""
+    if info["tiles"]:
+        return predict_sliced(net, anchors, coder, info, data, split)
     preds, targets, images = [], [], []
     for batch in data.loader(split, augment=False, shuffle=False):
         preds += detections(*net(batch["images"]), anchors, coder, tuple(info["input_size"]), **info["postprocess"])

@@ -91,7 +91,8 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
     model_info = {"model": OmegaConf.to_container(mc, resolve=True), "classes": data.classes,
                   "input_size": list(input_size), "anchor_fit": anchor_fit,
-                  "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True)}
+                  "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True),
+                  "tiles": data.tiles}  # None: whole images; else sliced inference (pipeline/predict/tiles.py)
     derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
                "classes": ",".join(data.classes), "train_images": len(data.samples["train"])}
     if anchor_fit:

@@ -38,7 +38,7 @@ from pipeline.predict.bundle import (
     Bundle,
     session_of,
 )
-from pipeline.predict.preprocess import batch, fit_batch, scaled
+from pipeline.predict.preprocess import batch, fit_batch, network_batch, scaled
 from pipeline.tasks import get_task
 from pipeline.tracking import file_sha256, git_commit
 from pipeline.training import RUN_FILE
@@ -99,12 +99,16 @@ def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
     pre = {"input_size": list(size), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
            "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
            "normalised_in_graph": True}
+    if info["tiles"]:  # sliced inference: the tile settings the model was trained and evaluated with
+        pre.update(resize="tile", pad_fill=int(info["tiles"]["pad_fill"]),
+                   tiles={k: info["tiles"][k] for k in ("overlap", "merge_ios")})
     post = {**info["postprocess"], "anchors": len(anchors), "anchor_spec": info["model"]["anchors"],
             "grids": [list(g) for g in net.grids], "box_format": "xyxy fractions of the input (decoded in the graph)"}
     images = val_pixels(manifest, "val", SAMPLES)
     spec = {"task": "detector", "labels": info["classes"], "preprocessing": pre, "postprocessing": post,
             "model": info["model"]}
-    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [fit_batch(images, pre)[0]], images)
+    example = network_batch(images[0], pre)[:SAMPLES] if info["tiles"] else fit_batch(images, pre)[0]
+    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [example], images)
 
 
 def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metrics: dict | None) -> Exportable:

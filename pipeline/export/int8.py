@@ -22,7 +22,7 @@ from pipeline.data.manifest import Manifest
 from pipeline.io.images import read_image
 from pipeline.predict import tasks
 from pipeline.predict.bundle import INT8_FILE, Bundle, session_of
-from pipeline.predict.preprocess import fit_batch
+from pipeline.predict.preprocess import network_batch
 
 QUANTIZED_TASKS = ("classifier", "multilabel", "detector")
 
@@ -38,7 +38,7 @@ def quantize(fp32: Path, out: Path, spec: dict, calibration: list[np.ndarray]) -
 
     class Images(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter(fit_batch([px], spec["preprocessing"])[0] for px in calibration)
+            self.batches = iter(network_batch(px, spec["preprocessing"]) for px in calibration)
 
         def get_next(self):
             batch = next(self.batches, None)

@@ -25,6 +25,7 @@ REQUIRED = {
             "postprocessing.background"),
 }
 COMMON = ("task", "labels", "input", "preprocessing", "postprocessing")
+TILED = ("preprocessing.tiles.overlap", "preprocessing.tiles.merge_ios")  # resize: tile (sliced inference)
 REEXPORT = "re-export the bundle (dvc repro export@<model>)"
 
 
@@ -36,7 +37,8 @@ def check_spec(spec, path: Path) -> None:
         raise ValueError(f"{path}: not a JSON object; {fix}")
     if spec.get("task") not in TASKS:
         raise ValueError(f"{path}: task {spec.get('task')!r} is not one of {', '.join(TASKS)}; {fix}")
-    for key in (*COMMON, *REQUIRED[spec["task"]]):
+    tiled = isinstance(spec.get("preprocessing"), dict) and spec["preprocessing"].get("resize") == "tile"
+    for key in (*COMMON, *REQUIRED[spec["task"]], *(TILED if tiled else ())):
         node = spec
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

@@ -95,6 +95,18 @@ def batch(images: list[np.ndarray]) -> np.ndarray:
 
 def fit_batch(images: list[np.ndarray], pre: dict) -> tuple[np.ndarray, list[Placement]]:
     """Images of any sizes fitted to a bundle's ``preprocessing`` input, as one batch, with where
-    each landed."""
+    each landed. (A tiled detector's input is tiles instead: :func:`network_batch`.)"""
     fitted = [fit(px, tuple(pre["input_size"]), pre["resize"], pre["pad_fill"]) for px in images]
     return batch([f[0] for f in fitted]), [f[1] for f in fitted]
+
+
+def network_batch(pixels: np.ndarray, pre: dict) -> np.ndarray:
+    """What the network sees of one image: the image fitted to the input, or, for a tiled detector,
+    all its tiles (calibration and example inputs)."""
+    if pre["resize"] != "tile":
+        return fit_batch([pixels], pre)[0]
+    from pipeline.predict.tiles import cut, windows
+
+    h, w = pixels.shape[:2]
+    cuts = windows(w, h, tuple(pre["input_size"]), float(pre["tiles"]["overlap"]))
+    return batch([cut(pixels, window, int(pre["pad_fill"])) for window in cuts])

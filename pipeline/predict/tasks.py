@@ -8,6 +8,7 @@ from PIL import Image
 from pipeline.predict.bundle import Bundle
 from pipeline.predict.postprocess import detections, settings
 from pipeline.predict.preprocess import batch, fit_batch, scaled
+from pipeline.predict.tiles import sliced_detections
 
 
 def classify(bundle: Bundle, images: list[np.ndarray]) -> np.ndarray:
@@ -22,8 +23,23 @@ def tag(bundle: Bundle, images: list[np.ndarray]) -> list[list[tuple[str, float]
     return [[(bundle.labels[c], float(p[c])) for c in np.argsort(-p) if p[c] >= thresholds[c]] for p in probs]
 
 
+def detect_sliced(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per image: the boxes found in its overlapping tiles, merged across tiles."""
+    pre, post = bundle.spec["preprocessing"], settings(bundle.spec["postprocessing"])
+    size, tiles = tuple(pre["input_size"]), pre["tiles"]
+
+    def detect_tiles(parts: list[np.ndarray]) -> list[dict]:
+        scores, boxes = bundle.run(batch(parts))
+        return [detections(s, b, size, **post) for s, b in zip(scores, boxes)]
+
+    return [sliced_detections(px, size, float(tiles["overlap"]), int(pre["pad_fill"]), float(tiles["merge_ios"]),
+                              int(post["max_detections"]), detect_tiles) for px in images]
+
+
 def detect(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Per image: boxes (xyxy, the image's own pixels), scores, labels."""
+    if bundle.spec["preprocessing"]["resize"] == "tile":
+        return detect_sliced(bundle, images)
     size = tuple(bundle.spec["preprocessing"]["input_size"])
     inputs, placements = fit_batch(images, bundle.spec["preprocessing"])
     scores, boxes = bundle.run(inputs)

@@ -13,7 +13,7 @@ from pipeline.data.prepare import prepare
 from pipeline.export.build import export_bundle
 from pipeline.multilabel.evaluate import evaluate_multilabel
 from pipeline.multilabel.train import train_multilabel
-from tests.conftest import PROJECT_ROOT, tiny_config
+from tests.conftest import PROJECT_ROOT, prepare_and_augment, tiny_config
 from tests.helpers import data_config
 
 BOM = "\ufeff"  # what spreadsheet tools write first
@@ -65,11 +65,7 @@ def test_multilabel_csv_trains_evaluates_exports_and_predicts(csv_dataset, tmp_p
     root, _ = csv_dataset
     cfg = tiny_config(tmp_path, "data=multilabel_csv", f"data.root={root}", "train.multilabel.epochs=1",
                       "train.multilabel.freeze_epochs=0", "model/classifier@model.multilabel=small_alexnet")
-    prepare(cfg.data, 0, tmp_path / "prepared", tmp_path / "rp", tmp_path / "m.json")
-    from pipeline.augment.stage import run_augment
-
-    run_augment(cfg.augment, tmp_path / "prepared/manifest.json", tmp_path / "augment", tmp_path / "ra", 0)
-    manifest = tmp_path / "prepared/manifest.json"
+    manifest = prepare_and_augment(cfg, tmp_path, seed=0)
     train_multilabel(cfg, manifest, tmp_path / "augment", tmp_path / "model")
     results = evaluate_multilabel(cfg, manifest, tmp_path / "augment", tmp_path / "model", tmp_path / "ml.json",
                                   tmp_path / "reports", tmp_path / "tables")
