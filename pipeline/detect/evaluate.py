@@ -123,6 +123,17 @@ def save_pictures(images, preds, targets, classes, path: Path) -> None:
     save_grid(panels, path, ncols=4)
 
 
+def unscored_objects(data: DetectionData, split: str, result: dict) -> int:
+    """Objects of the manifest that the eval pipeline's resize shrank below the box policy (so they
+    are not scored), with a warning: small objects in large images want tiles."""
+    count = sum(len(s.boxes) for s in data.samples[split]) - result["objects"]
+    if count:
+        print(f"warning: evaluate@detector: {count} of {count + result['objects']} {split} objects are smaller "
+              "than the box policy (augment.detector.boxes) once resized to the input and are not scored; "
+              "for small objects in large images train on tiles (augment/detector=tiles)")
+    return count
+
+
 def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, model_dir: str | Path,
                       metrics_path: str | Path, reports_dir: str | Path, pr_dir: str | Path,
                       run_id: str | None = None) -> dict:
@@ -137,6 +148,7 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
                 continue
             preds, targets, images = predict(net, anchors, coder, info, data, split)
             results[split] = detection_metrics(preds, targets, classes)
+            results[split]["objects_too_small_after_resize"] = unscored_objects(data, split, results[split])
             flat.update({f"eval_{split}_{k}": v for k, v in results[split].items()
                          if isinstance(v, float)})  # None: no objects of that size
             recall, curves = pr_curves(preds, targets, len(classes))

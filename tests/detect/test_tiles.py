@@ -127,3 +127,16 @@ def test_merging_never_inflates_a_whole_box_and_never_merges_within_a_tile():
     # other classes never merge
     labels = np.array([0, 1, 0, 0])
     assert len(merge(boxes, scores, labels, np.array([0, 1, 0, 2]), np.zeros(4, bool), 0.5, 100)["boxes"]) == 4
+
+
+def test_evaluation_counts_and_warns_of_objects_the_letterbox_shrinks_away(capsys):
+    from types import SimpleNamespace
+
+    from pipeline.detect.evaluate import unscored_objects
+
+    data = SimpleNamespace(samples={"val": [SimpleNamespace(boxes=[[0, 0, 9, 9]] * 3),
+                                            SimpleNamespace(boxes=[[0, 0, 90, 90]])]})
+    assert unscored_objects(data, "val", {"objects": 1}) == 3
+    assert "3 of 4 val objects" in capsys.readouterr().out
+    assert unscored_objects(data, "val", {"objects": 4}) == 0
+    assert capsys.readouterr().out == ""

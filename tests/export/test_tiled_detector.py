@@ -44,6 +44,7 @@ def test_a_tiled_detector_is_evaluated_on_whole_images_and_exported_for_sliced_i
     manifest = Manifest.read(root / "prepared/manifest.json")
     assert metrics["val"]["images"] == len(manifest.split("val"))  # whole images, not tiles
     assert metrics["val"]["objects"] == sum(len(s.boxes) for s in manifest.split("val"))
+    assert metrics["val"]["objects_too_small_after_resize"] == 0
     spec = json.loads((root / "bundle/bundle.json").read_text())
     assert spec["preprocessing"]["resize"] == "tile" and spec["preprocessing"]["tiles"]["merge_ios"] == 0.5
     parity = json.loads((root / "parity.json").read_text())
