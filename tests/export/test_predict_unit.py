@@ -389,3 +389,16 @@ def test_predict_main_loads_a_bundle_and_classifies(images, tmp_path, capsys):
         Bundle.load(folder)
     with pytest.raises(SystemExit):
         cli.main([str(folder), str(images), "--batch", "0"])
+
+
+def test_a_tiled_detector_bundle_without_its_tile_settings_is_refused(tmp_path):
+    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10}
+    spec = {"task": "detector", "labels": ["a"], "input": "images", "postprocessing": post,
+            "preprocessing": {"input_size": [8, 8], "resize": "tile", "pad_fill": 114}}
+    with pytest.raises(ValueError, match=r"missing key 'preprocessing.tiles.overlap'"):
+        check_spec(spec, tmp_path / "bundle.json")
+    spec["preprocessing"]["tiles"] = {"overlap": 0.25}
+    with pytest.raises(ValueError, match=r"missing key 'preprocessing.tiles.merge_ios'"):
+        check_spec(spec, tmp_path / "bundle.json")
+    spec["preprocessing"]["tiles"]["merge_ios"] = 0.5
+    check_spec(spec, tmp_path / "bundle.json")
