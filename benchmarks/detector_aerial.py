@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from detector_raccoon import train_and_evaluate
+from detector_raccoon import print_table, train_and_evaluate
 
 import pipeline  # noqa: F401  (offline environment defaults)
 from pipeline.augment.stage import run_augment
@@ -103,10 +103,10 @@ def main() -> None:
               f"{val['map']:.4f} ({val['images']} images, {val['objects']} objects); training {train_s:.0f} s, "
               f"inference {per_image * 1000:.0f} ms per image; MLflow run {result['run_id']}")
         rows.append((label, result["epochs"], val["map_50"], val["map"], train_s, per_image))
-    print("\n| setting | epochs | val mAP@0.5 | val mAP@[.5:.95] | training | inference per image |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for label, epochs, map50, map_all, train_s, per_image in rows:
-        print(f"| {label} | {epochs} | {map50:.4f} | {map_all:.4f} | {train_s:.0f} s | {per_image * 1000:.0f} ms |")
+    print_table(["setting", "epochs", "val mAP@0.5", "val mAP@[.5:.95]", "training", "inference per image"],
+                [[label, str(epochs), f"{map50:.4f}", f"{map_all:.4f}", f"{train_s:.0f} s",
+                  f"{per_image * 1000:.0f} ms"]
+                 for label, epochs, map50, map_all, train_s, per_image in rows])
     print(f"work folder {work}")
 
 

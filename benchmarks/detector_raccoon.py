@@ -39,6 +39,14 @@ def train_and_evaluate(cfg, work: Path, name: str) -> tuple[dict, dict, float, f
     return result, metrics["val"], trained - start, time.perf_counter() - trained
 
 
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table of already formatted cells (the README's tables come from it)."""
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=["raccoon", "bccd"], default="raccoon", help="the data preset")
@@ -68,10 +76,9 @@ def main() -> None:
         print(f"wall time: training {train_s:.0f} s, evaluation {eval_s:.0f} s; MLflow run {result['run_id']}")
         rows.append((px, result["epochs"], val["map_50"], val["map"], train_s, eval_s))
     if len(rows) > 1:
-        print("\n| input | epochs | val mAP@0.5 | val mAP@[.5:.95] | training | evaluation |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for px, epochs, map50, map_all, train_s, eval_s in rows:
-            print(f"| {px} px | {epochs} | {map50:.4f} | {map_all:.4f} | {train_s:.0f} s | {eval_s:.0f} s |")
+        print_table(["input", "epochs", "val mAP@0.5", "val mAP@[.5:.95]", "training", "evaluation"],
+                    [[f"{px} px", str(epochs), f"{map50:.4f}", f"{map_all:.4f}", f"{train_s:.0f} s", f"{eval_s:.0f} s"]
+                     for px, epochs, map50, map_all, train_s, eval_s in rows])
     print(f"work folder {work}")
 
 
