@@ -13,8 +13,10 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 repro: $(STAMP)
 	dvc repro
 
+# The tests run in parallel, one worker per core (pytest-xdist; TEST_WORKERS=0: in this process).
+TEST_WORKERS ?= auto
 test: $(STAMP) browser
-	pytest $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	ruff check .

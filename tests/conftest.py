@@ -1,7 +1,10 @@
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from filelock import FileLock
 from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
@@ -33,12 +36,40 @@ def prepare_and_augment(cfg, root: Path, seed: int = 42) -> Path:
     return root / "prepared/manifest.json"
 
 
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in each process of `pytest -n N` (pytest-xdist)
+if WORKER:
+    # `make test` runs two workers on two cores: one thread each, in this process and in the stages
+    # and commands it starts (torch's default, a thread per core, would run four on two cores).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` filled by ``build``, once per test session: with several workers the first
+    one builds it under a lock in the session's shared temporary folder and the others reuse it."""
+    if not WORKER:
+        root = tmp_path_factory.mktemp(name)
+        build(root)
+        return root
+    root = tmp_path_factory.getbasetemp().parent / name
+    with FileLock(f"{root}.lock"):
+        if not (root / ".built").is_file():
+            root.mkdir(exist_ok=True)
+            build(root)
+            (root / ".built").touch()
+    return root
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The slow tests first: two workers share them from the start instead of one finishing alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # A tiny prepared synthetic dataset with its saved pipelines, for training tests.
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    prepare_and_augment(compose(["data=synthetic_tiny"]), root)
-    return root
+    return built_once(tmp_path_factory, "tiny",
+                      lambda root: prepare_and_augment(compose(["data=synthetic_tiny"]), root))
 
 
 def tiny_config(tmp_path: Path, *overrides: str):
@@ -62,7 +93,10 @@ TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.c
 # One tiny trained and exported model per task (export, predict, bad-input and load tests).
 @pytest.fixture(scope="session")
 def bundles(tiny_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bundles")
+    return built_once(tmp_path_factory, "bundles", lambda root: train_and_export_each_task(tiny_data, root))
+
+
+def train_and_export_each_task(tiny_data: Path, root: Path) -> None:
     manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
     for task, (train, overrides) in TRAIN.items():
         cfg = tiny_config(root, *overrides)
@@ -76,7 +110,6 @@ def bundles(tiny_data, tmp_path_factory) -> Path:
                                 root / f"parity_{task}.json")
         assert checked["registry"]["version"] == 1
         assert checked["registry"]["promoted"] == (metrics is not None)  # no metric: no alias
-    return root
 
 
 # $MLFLOW_TRACKING_URI as the session found it. Lightning's MLFlowLogger and MLflow's fluent API

@@ -50,7 +50,17 @@ def repo_copy(tmp_path) -> Path:
     return dest
 
 
+# Every stage of the default pipeline at its smallest: the tiny data, two epochs per training (a
+# frozen one and a fine-tuning one where the task has both), the heatmap comparison at one scale.
+SMALLEST = ["data=synthetic_tiny", "train.classifier.epochs=2", "train.classifier.freeze_epochs=1",
+            "train.fcn.epochs=1", "train.fcn.dense.epochs=1", "train.detector.epochs=2",
+            "train.detector.freeze_epochs=1", "train.multilabel.epochs=2", "train.multilabel.freeze_epochs=1",
+            "evaluate.fcn.scales=[1.0]", "evaluate.fcn.compare_scales=[1.0]"]
+
+
 def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
+    run(["python", "stages/sync_params.py", *SMALLEST], repo_copy)
+    run(["git", "commit", "-qam", "the smallest settings"], repo_copy)
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'prepare'" in out
     for chain in (("prepare", "augment", "train@classifier", "evaluate@classifier", "export@classifier"),

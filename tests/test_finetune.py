@@ -15,6 +15,8 @@ from pipeline.config import compose
 from pipeline.detect.train import build_detector, load_detector
 from pipeline.models.classifier import build_classifier
 
+pytestmark = pytest.mark.xdist_group("finetune")  # its module fixture is built once, on one worker
+
 IMAGES = torch.randint(0, 256, (2, 3, 64, 64), generator=torch.Generator().manual_seed(0)).float()
 
 

@@ -137,7 +137,10 @@ def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
     dims = {0: torch.export.Dim("batch", min=1, max=1024)}
     if ex.dynamic_size:  # the least size and the strides' divisibility are the network's: torch.export finds them
         dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
-    example = torch.from_numpy(np.concatenate([ex.inputs[0], ex.inputs[0]]))  # batch 2: the batch axis stays free
+    # batch 2: the batch axis stays free. In the default memory layout: a trace of channels-last
+    # inputs (what `batch` makes) may record reshapes as views that only that layout allows, which
+    # the ONNX conversion then fails on (seen with one CPU thread)
+    example = torch.from_numpy(np.ascontiguousarray(np.concatenate([ex.inputs[0], ex.inputs[0]])))
     with torch.no_grad():
         program = torch.export.export(ex.graph, (example,), dynamic_shapes=(dims,))
     for node in program.graph.nodes:

@@ -12,6 +12,8 @@ from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, augm
 from pipeline.augment.build import build_pipeline, load_pipeline, save_pipeline
 from pipeline.config import compose
 
+pytestmark = pytest.mark.xdist_group("augment_apply")  # its module fixture is built once, on one worker
+
 
 @pytest.fixture(scope="module")
 def detector_cfg():

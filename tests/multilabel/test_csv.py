@@ -16,6 +16,8 @@ from pipeline.multilabel.train import train_multilabel
 from tests.conftest import PROJECT_ROOT, prepare_and_augment, tiny_config
 from tests.helpers import data_config
 
+pytestmark = pytest.mark.xdist_group("multilabel_csv")  # its module fixture is built once, on one worker
+
 BOM = "\ufeff"  # what spreadsheet tools write first
 
 
