@@ -83,8 +83,9 @@ def tiny_config(tmp_path: Path, *overrides: str):
 
 TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
                                            "model/classifier=small_alexnet"]),
+         # one epoch at twice the default learning rate: enough for its classes' APs to differ
          "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
-                                       "train.detector.batch_size=8"]),
+                                       "train.detector.batch_size=8", "train.detector.lr=0.004"]),
          "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"]),
          "multilabel": (train_multilabel, ["train.multilabel.epochs=2", "train.multilabel.freeze_epochs=0",
                                            "model/classifier@model.multilabel=small_alexnet"])}
