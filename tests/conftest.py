@@ -38,8 +38,8 @@ def prepare_and_augment(cfg, root: Path, seed: int = 42) -> Path:
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set in each process of `pytest -n N` (pytest-xdist)
 if WORKER:
-    # `make test` runs two workers on two cores: one thread each, in this process and in the stages
-    # and commands it starts (torch's default, a thread per core, would run four on two cores).
+    # `make test` runs a worker per core and one more: one thread each, in this process and in the
+    # stages and commands it starts (torch's default, a thread per core, would oversubscribe the cores).
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
@@ -61,7 +61,7 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The slow tests first: two workers share them from the start instead of one finishing alone."""
+    """The slow tests first: the workers share them from the start instead of one finishing alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

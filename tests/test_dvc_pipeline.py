@@ -186,7 +186,7 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
         if "Queued" not in status and "Running" not in status:
             break
         assert time.monotonic() < deadline, status
-        time.sleep(5)
+        time.sleep(10)  # each look starts a `dvc` (seconds of CPU the experiments need)
     assert status.count("Success") == 2, status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
     experiments = {rev["name"]: rev["data"] for entry in shown for e in entry.get("experiments") or []
