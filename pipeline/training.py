@@ -24,6 +24,7 @@ from pipeline.epoch_tables import FOLDER as EPOCHS
 from pipeline.epoch_tables import EpochTables
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
+from pipeline.precision import resolve_precision
 from pipeline.tasks import monitor_mode
 from pipeline.tracking import (
     check_reachable,
@@ -109,6 +110,8 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     that (earlier phase's) run, its files under ``artifact_folder``. ``lr_find``: the training's
     ``lr_find`` settings (pipeline.lr_finder). Returns (trainer, logger, checkpoint callback)."""
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
+    settings = trainer_settings(cfg, module)
+    derived = {**derived, "precision": settings.get("precision")}  # what `trainer.precision: auto` chose
     check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
         end_abandoned_run(cfg, partial_dir(out_dir))
@@ -140,7 +143,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                 all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=int(patience)))
             trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
                                 reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
-                                num_sanity_val_steps=0, **trainer_settings(cfg))
+                                num_sanity_val_steps=0, **settings)
             with system_metrics(cfg, logger, primary, resuming or run_id is not None):
                 trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
             if trainer.is_global_zero:
@@ -178,9 +181,14 @@ def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed
         monitor.finish()
 
 
-def trainer_settings(cfg: DictConfig) -> dict:
-    """Lightning Trainer arguments: the `trainer` section, with the display settings of `logger`."""
-    return {**OmegaConf.to_container(cfg.trainer, resolve=True), "enable_progress_bar": bool(cfg.logger.progress_bar),
+def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:
+    """Lightning Trainer arguments: the `trainer` section (its precision resolved for ``module``,
+    pipeline.precision), with the display settings of `logger`."""
+    settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if "precision" in settings:
+        settings["precision"] = resolve_precision(settings["precision"], str(settings.get("accelerator", "auto")),
+                                                  module)
+    return {**settings, "enable_progress_bar": bool(cfg.logger.progress_bar),
             "log_every_n_steps": int(cfg.logger.log_every_n_steps)}
 
 

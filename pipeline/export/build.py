@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,18 @@ def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metric
     return Exportable(FCNGraph(fcn).eval(), spec, inputs, images, dynamic_size=True)
 
 
+@contextmanager
+def without_stack_traces():
+    """Tracing without recording each graph node's Python stack: the bundle keeps none of them (they
+    name this machine's source files), and recording them was about a third of the ONNX conversion."""
+    before = torch.fx.config.do_not_emit_stack_traces
+    torch.fx.config.do_not_emit_stack_traces = True
+    try:
+        yield
+    finally:
+        torch.fx.config.do_not_emit_stack_traces = before
+
+
 def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
     """The graph captured by torch.export: dynamic batch (the FCN also dynamic height and width),
     without the stack traces that name this machine's source files."""
@@ -141,7 +154,7 @@ def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
     # inputs (what `batch` makes) may record reshapes as views that only that layout allows, which
     # the ONNX conversion then fails on (seen with one CPU thread)
     example = torch.from_numpy(np.ascontiguousarray(np.concatenate([ex.inputs[0], ex.inputs[0]])))
-    with torch.no_grad():
+    with torch.no_grad(), without_stack_traces():
         program = torch.export.export(ex.graph, (example,), dynamic_shapes=(dims,))
     for node in program.graph.nodes:
         node.meta.pop("stack_trace", None)
@@ -149,7 +162,7 @@ def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
 
 
 def export_onnx(program: torch.export.ExportedProgram, ex: Exportable, path: Path) -> None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), without_stack_traces():
         warnings.simplefilter("ignore")
         torch.onnx.export(program, input_names=["images"], output_names=list(ex.graph.outputs), f=str(path),
                           dynamo=True, external_data=False, verbose=False)

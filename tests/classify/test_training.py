@@ -14,6 +14,7 @@ from PIL import Image
 from pipeline.classify.evaluate import evaluate_classifier, load_classifier
 from pipeline.classify.train import train_classifier
 from pipeline.io.atomic import partial_dir
+from pipeline.precision import cpu_has_native_bf16
 from pipeline.tracking import file_sha256, tracking_uri
 from tests.conftest import tiny_config
 
@@ -39,6 +40,9 @@ def test_run_holds_params_metrics_tags_and_artifacts(tiny_data, tmp_path):
     params = run.data.params
     assert params["model.classifier.name"] == "small_alexnet" and params["train.classifier.epochs"] == "2"
     assert params["data.name"] == "synthetic_tiny" and params["seed"] == "42"
+    # small_alexnet has no grouped convolutions: bf16 where the CPU has it natively
+    assert params["trainer.precision"] == "auto"
+    assert params["derived.precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
     for metric in ("train_loss", "val_loss", "train_acc", "val_acc", "train_f1", "val_f1"):
         history = client.get_metric_history(run.info.run_id, metric)
         assert len(history) == 2, metric  # one value per epoch
