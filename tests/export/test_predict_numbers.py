@@ -154,8 +154,9 @@ def test_predict_gives_the_detectors_boxes_in_image_pixels(bundles, tiny_data):
 
 @torch.no_grad()
 def test_predicts_heatmap_peaks_where_the_pytorch_fcn_puts_them(bundles, tiny_data):
-    """Each class's hottest cell of the PyTorch FCN on a scene, as the centre of that cell's window,
-    is where predict's heatmap peaks (within a stride)."""
+    """predict's heatmap peaks at the centre of the window (within a stride) of a cell where the
+    PyTorch FCN's probability is highest. Highest up to 1e-3: the session's FCN is barely trained,
+    and cells far apart can tie on its nearly flat maps."""
     from pipeline.heatmap.train import load_fcn
 
     fcn, info = load_fcn(bundles / "models/fcn")
@@ -171,10 +172,12 @@ def test_predicts_heatmap_peaks_where_the_pytorch_fcn_puts_them(bundles, tiny_da
         for k, label in enumerate(bundle.labels):
             if label == bundle.spec["postprocessing"]["background"]:
                 continue
-            i, j = np.unravel_index(np.argmax(probs[k]), probs[k].shape)
-            centre = (j * stride + window[0] / 2, i * stride + window[1] / 2)
             y, x = np.unravel_index(np.argmax(maps[k]), maps[k].shape)
-            assert abs(x - centre[0]) <= stride and abs(y - centre[1]) <= stride, (label, (x, y), centre)
+            rows, cols = probs[k].shape
+            centres = [(i, j, j * stride + window[0] / 2, i * stride + window[1] / 2)
+                       for i in range(rows) for j in range(cols)]
+            near = [probs[k][i, j] for i, j, cx, cy in centres if abs(x - cx) <= stride and abs(y - cy) <= stride]
+            assert near and max(near) >= probs[k].max() - 1e-3, (label, (x, y), probs[k].max(), near)
             # cells are painted by bilinear upsampling: the peak is the cell's value, blended a little
             assert probs[k].max() - 0.1 <= maps[k].max() <= probs[k].max() + 1e-4
             checked += 1
