@@ -174,11 +174,18 @@ def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed
 
     monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=seconds, resume_logging=resumed,
                                    tracking_uri=tracking_uri(cfg.logger))
+    first_step = monitor._logging_step
     monitor.start()
     try:
         yield
     finally:
         monitor.finish()
+        # MLflow's monitor logs only after a whole interval: a training shorter than one would have no
+        # system metrics at all. Log the samples it took (its step counter has no public reader).
+        taken = monitor.aggregate_metrics()
+        if monitor._logging_step == first_step and taken:
+            monitor.publish_metrics(taken)
+            monitor.mlflow_logger.flush()
 
 
 def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:

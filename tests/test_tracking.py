@@ -73,7 +73,7 @@ def test_a_training_run_is_named_and_carries_its_dataset_and_system_metrics(tiny
     from tests.conftest import tiny_config
 
     cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=2",
-                      "train.classifier.freeze_epochs=0", "logger.system_metrics_seconds=0.5")
+                      "train.classifier.freeze_epochs=0", "logger.system_metrics_seconds=30")
     result = train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
@@ -84,6 +84,7 @@ def test_a_training_run_is_named_and_carries_its_dataset_and_system_metrics(tiny
     assert (dataset.dataset.name, dataset.dataset.digest) == ("synthetic_tiny", file_sha256(manifest)[:16])
     profile = json.loads(dataset.dataset.profile)
     assert profile["train"] > 0 and profile["val"] > 0 and profile["task"] == "detection"
+    # an interval longer than the training: the samples taken are logged when it ends
     system = [k for k in run.data.metrics if k.startswith("system/")]
     assert "system/cpu_utilization_percentage" in system and "system/system_memory_usage_megabytes" in system
     experiment = client.get_experiment(run.info.experiment_id)
