@@ -182,10 +182,15 @@ def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed
         monitor.finish()
         # MLflow's monitor logs only after a whole interval: a training shorter than one would have no
         # system metrics at all. Log the samples it took (its step counter has no public reader).
+        # Best effort, as MLflow's own monitor: a server gone drops them with a warning, never the training.
         taken = monitor.aggregate_metrics()
         if monitor._logging_step == first_step and taken:
-            monitor.publish_metrics(taken)
-            monitor.mlflow_logger.flush()
+            try:
+                monitor.publish_metrics(taken)
+                monitor.mlflow_logger.flush()
+            except Exception as exc:
+                print(f"warning: the system metrics of MLflow run {logger.run_id} were not logged: {exc}",
+                      file=sys.stderr)
 
 
 def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:
