@@ -155,7 +155,7 @@ def test_predict_gives_the_detectors_boxes_in_image_pixels(bundles, tiny_data):
 @torch.no_grad()
 def test_predicts_heatmap_peaks_where_the_pytorch_fcn_puts_them(bundles, tiny_data):
     """predict's heatmap peaks at the centre of the window (within a stride) of a cell where the
-    PyTorch FCN's probability is highest. Highest up to 1e-3: the session's FCN is barely trained,
+    PyTorch FCN's probability is highest. Highest up to 1e-3: the test session's FCN is barely trained,
     and cells far apart can tie on its nearly flat maps."""
     from pipeline.heatmap.train import load_fcn
 
