@@ -34,7 +34,7 @@ from pipeline.detect.data import DetectionData
 from pipeline.detect.evaluate import predict
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
-from pipeline.detect.train import load_detector
+from pipeline.detect.train import load_detector, training_epochs
 from pipeline.io.images import read_image
 from pipeline.predict.preprocess import batch, fit
 
@@ -87,7 +87,8 @@ def main() -> None:
     start = time.perf_counter()
     prepare(tiled.data, int(tiled.seed), work / "prepared", work / "prepare_reports", work / "prepare.json")
     print(f"prepare: {time.perf_counter() - start:.0f} s")
-    budget = int(tiled.train.detector.epochs) * steps_per_epoch(tiled, work, "tiles")
+    tile_steps = steps_per_epoch(tiled, work, "tiles")
+    budget = training_epochs(tiled.train.detector, tile_steps) * tile_steps
     settings = [("tiles", f"tiles {tiled.augment.detector.input_size[0]} px, sliced", tiled)]
     for size in (int(v) for v in args.letterbox_sizes.split(",") if v):
         whole = compose([*base, "augment/detector=ssd", f"augment.detector.input_size=[{size},{size}]"])

@@ -15,6 +15,7 @@ detector's `augment.detector.input_size`) on the same prepared data, and a table
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -66,8 +67,9 @@ def main() -> None:
     rows = []
     for size in sizes:
         setting = compose([*base, f"augment.detector.input_size=[{size},{size}]"]) if size else cfg
-        px = setting.augment.detector.input_size[0]
-        result, val, train_s, eval_s = train_and_evaluate(setting, work, str(px))
+        name = str(size) if size else "default"
+        result, val, train_s, eval_s = train_and_evaluate(setting, work, name)
+        px = json.loads((work / f"detector_{name}" / "model.json").read_text())["input_size"][0]  # auto: chosen
         print(f"{args.data}: {val['images']} validation images, {val['objects']} objects; "
               f"{result['epochs']} epochs at {px} px")
         print(f"validation mAP@0.5 {val['map_50']:.4f}, mAP@[.5:.95] {val['map']:.4f}")

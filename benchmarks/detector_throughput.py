@@ -47,7 +47,7 @@ def main() -> None:
     tc = cfg.train.detector
     torch.manual_seed(int(cfg.seed))
     data = DetectionData(args.manifest, args.pipelines, int(tc.batch_size), 0, int(cfg.seed))
-    size = tuple(int(v) for v in cfg.augment.detector.input_size)
+    size = data.input_size()  # the augment stage's (with input_size: auto, chosen from the data)
     net, anchors, coder = build_detector(cfg.model.detector, data.classes, size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), size, data.steps_per_epoch())
     batches, start = [], time.perf_counter()

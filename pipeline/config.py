@@ -9,7 +9,9 @@ from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.schema import validate
+from pipeline.augment.input_size import check_input_size
+from pipeline.detect.epochs import training_epochs
+from pipeline.schema import ConfigError, validate
 from pipeline.tasks import check_models
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +27,22 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
                                 "create it with `python stages/sync_params.py`")
     cfg = validate(OmegaConf.load(path), str(path))
     check_models(cfg, str(path))
+    check_values(cfg, lambda key: str(path))
     return cfg
+
+
+# Keys that take a value or `auto` (typed Any in the schema), checked before any work starts.
+VALUE_CHECKS = (("train.detector.epochs", lambda cfg: training_epochs(cfg.train.detector, 1)),
+                ("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)))
+
+
+def check_values(cfg: DictConfig, where) -> None:
+    """``where(key)``: the file that sets ``key``, for the message."""
+    for key, check in VALUE_CHECKS:
+        try:
+            check(cfg)
+        except ValueError as exc:
+            raise ConfigError(f"{where(key)}: {exc}") from None
 
 
 def compose(overrides: Sequence[str] = (), config_dir: str | Path = CONF_DIR) -> DictConfig:
@@ -42,8 +59,10 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path = CONF_DIR) ->
         del cfg["hydra"]
     OmegaConf.resolve(cfg)
     source = f"{display(config_dir)} (with {' '.join(overrides)})" if overrides else display(config_dir)
-    cfg = validate(cfg, source, locate=lambda key: conf_file(key, choices, config_dir))
+    locate = lambda key: conf_file(key, choices, config_dir)  # noqa: E731
+    cfg = validate(cfg, source, locate=locate)
     check_models(cfg, source)
+    check_values(cfg, lambda key: locate(key) or source)
     return cfg
 
 

@@ -137,6 +137,8 @@ class Tiles:  # resize: tile (pipeline/augment/build.py, pipeline/predict/tiles.
 
 @dataclass
 class DetectorAugment(Augment):
+    input_size: Any = MISSING            # [width, height], or auto (pipeline/augment/input_size.py)
+    auto_input_sizes: List[int] = MISSING  # the square sizes `auto` chooses from
     tiles: Tiles = MISSING
 
 
@@ -283,6 +285,9 @@ class Postprocess:
 
 @dataclass
 class DetectorTrain(Schedule):
+    epochs: Any = MISSING     # an integer, or auto (pipeline/detect/train.py: training_epochs)
+    min_epochs: int = MISSING
+    min_steps: int = MISSING  # with epochs: auto, more epochs than min_epochs on a small dataset
     matching: Matching = MISSING
     loss: DetectionLoss = MISSING
     postprocess: Postprocess = MISSING

@@ -18,7 +18,8 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     summary = run_augment(params.augment, args.manifest, args.out, args.reports, int(params.seed))
     for task, steps in summary.items():
-        print(f"augment {task}: train = {' -> '.join(steps['train'])}; eval = {' -> '.join(steps['eval'])}")
+        size = "x".join(str(v) for v in steps["input_size"])
+        print(f"augment {task} ({size}): train = {' -> '.join(steps['train'])}; eval = {' -> '.join(steps['eval'])}")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Pat
                                              "got 'sdg'"),
     ("train.classifier.monitor", "val_map", "train.classifier.monitor: 'val_map' is not a metric the classifier logs "
                                             "every epoch; choose one of val_loss, val_acc, val_f1"),
+    ("train.detector.epochs", "atuo", "train.detector.epochs: 'atuo' is neither a positive integer nor auto"),
+    ("augment.detector.input_size", [160], "augment.detector.input_size: [160] is neither [width, height] "
+                                           "(positive integers) nor auto"),
 ])
 def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, path, value, expected):
     params = edited_params(tmp_path, path, value)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from pipeline.augment.apply import Example
 from pipeline.augment.build import as_dict, describe, load_pipeline, write_pipelines
+from pipeline.augment.input_size import resolve_input_size
 from pipeline.augment.preview import save_preview
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
@@ -50,13 +51,17 @@ def run_augment(cfg: DictConfig, manifest_path: str | Path, out_dir: str | Path,
                 seed: int) -> dict:
     """Write ``<task>_train.json`` / ``<task>_eval.json`` per task and ``<task>_preview.png``."""
     manifest = Manifest.read(manifest_path)
+    cfg = as_dict(cfg)
+    if "detector" in cfg:
+        cfg["detector"] = resolve_input_size(cfg["detector"], manifest)
     written = write_pipelines(cfg, out_dir, seed)
     samples = preview_samples(manifest, seed)
     summary = {}
     with atomic_dir(reports_dir) as tmp:
         for task in as_dict(cfg):
             train, evaluate = load_pipeline(written[f"{task}_train"]), load_pipeline(written[f"{task}_eval"])
-            summary[task] = {"train": describe(train), "eval": describe(evaluate)}
+            summary[task] = {"train": describe(train), "eval": describe(evaluate),
+                             "input_size": cfg[task]["input_size"]}
             if task == "detector":
                 if manifest.task != "detection":
                     continue  # no boxes to preview

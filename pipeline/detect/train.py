@@ -15,6 +15,7 @@ from pipeline.detect.anchor_fit import fit_anchors
 from pipeline.detect.anchors import make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.data import DetectionData
+from pipeline.detect.epochs import training_epochs
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
@@ -71,7 +72,7 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
     module = DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
                             tuple(input_size), OmegaConf.to_container(tc.optimizer), float(tc.lr),
                             float(tc.weight_decay), list(tc.lr_mult),
-                            int(tc.freeze_epochs) if pretrained else 0, int(tc.epochs), str(tc.schedule),
+                            int(tc.freeze_epochs) if pretrained else 0, training_epochs(tc, steps), str(tc.schedule),
                             int(cfg.seed), (steps, steps))
     module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.detector.frozen_stem")
     return module
@@ -94,7 +95,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
                   "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True),
                   "tiles": data.tiles}  # None: whole images; else sliced inference (pipeline/predict/tiles.py)
     derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
-               "classes": ",".join(data.classes), "train_images": len(data.samples["train"])}
+               "classes": ",".join(data.classes), "train_images": len(data.samples["train"]), "epochs": module.epochs}
     if anchor_fit:
         derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
         derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
@@ -103,7 +104,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     if preview and Path(preview).is_file():
         artifacts.append(Path(preview))
     trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
+        cfg, module, data, out_dir, manifest, stage, module.epochs, str(tc.monitor), model_info, derived,
         artifacts, resume, callbacks, tc.early_stopping_patience,
         files={PREPROCESS_FILE: Path(pipelines_dir) / "detector_eval.json"}, lr_find=tc.lr_find)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

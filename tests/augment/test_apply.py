@@ -17,7 +17,7 @@ pytestmark = pytest.mark.xdist_group("augment_apply")  # its module fixture is b
 
 @pytest.fixture(scope="module")
 def detector_cfg():
-    return compose().augment.detector
+    return compose(["augment.detector.input_size=[160,160]"]).augment.detector
 
 
 def examples(n=12, size=(96, 128)):
@@ -66,7 +66,7 @@ def test_missing_pipeline_file_names_the_stage(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo", "albumentations"])
 def test_other_box_formats_give_the_same_boxes(detector_cfg, fmt):
-    cfg = {**compose().augment.detector, "boxes": {**detector_cfg.boxes, "format": fmt}}
+    cfg = {**detector_cfg, "boxes": {**detector_cfg.boxes, "format": fmt}}
     example = examples(1)[0]
     ours = augment(build_pipeline(cfg, train=True), example, seed=3)
     voc = augment(build_pipeline(detector_cfg, train=True), example, seed=3)
@@ -81,7 +81,7 @@ def test_classification_path_has_no_boxes():
 
 def loader_batches(num_workers, epochs=2, seed=11):
     data = examples()
-    pipeline = build_pipeline(compose().augment.detector, train=True)
+    pipeline = build_pipeline(compose(["augment.detector.input_size=[160,160]"]).augment.detector, train=True)
     dataset = AugmentedDataset(len(data), data.__getitem__, pipeline, seed=seed)
     sampler = EpochSampler(len(data), shuffle=True, seed=seed)
     loader = DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=num_workers, collate_fn=detection_collate)

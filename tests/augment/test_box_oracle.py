@@ -95,7 +95,8 @@ def test_preset_pipeline_moves_boxes_with_pixels(task, preset):
     resize, so the oracle allows 1 px per resampling; rotated boxes cut by the border are
     checked for containment (see oracle.box_errors).
     """
-    cfg = compose([f"augment/{task}={preset}"]).augment[task]
+    size = ["augment.detector.input_size=[160,160]"] if task == "detector" else []  # auto needs the data
+    cfg = compose([f"augment/{task}={preset}", *size]).augment[task]
     pipeline = build_pipeline(cfg, train=True)
     if pipeline.processors.get("bboxes") is None:  # classifier presets: prove their geometry too
         pipeline = A.Compose(list(pipeline.transforms), bbox_params=bbox_params(POLICY))
@@ -180,7 +181,7 @@ def test_rotation_box_growth_is_bounded():
 
 
 def test_image_without_boxes_and_label_alignment_after_drops():
-    pipeline = build_pipeline(compose().augment.detector, train=True)
+    pipeline = build_pipeline(compose(["augment.detector.input_size=[160,160]"]).augment.detector, train=True)
     for t in pipeline.transforms:
         t.p = 1.0
     image = np.full((90, 120, 3), 128, np.uint8)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from pipeline.detect.evaluate import evaluate_detector
-from pipeline.detect.train import load_detector, train_detector
+from pipeline.detect.train import load_detector, train_detector, training_epochs
 from pipeline.tracking import tracking_uri
 from tests.conftest import tiny_config
 
@@ -24,6 +26,7 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert run.data.tags["stage"] == "train@detector" and run.data.params["model.detector.backbone"] == \
         "tf_efficientnet_lite0"
     assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
+    assert run.data.params["derived.epochs"] == "2"  # an explicit number of epochs is kept
     assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     net, anchors, coder, info = load_detector(tmp_path / "det")
     with torch.no_grad():
@@ -61,3 +64,16 @@ def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):
     assert [len(b["images"]) for b in data.val_dataloader()] == [len(data.samples["val"])]  # evaluation keeps all
     even = DetectionData(tiny_data / "prepared/manifest.json", tiny_data / "augment", batch_size=n - 2)
     assert [len(batch["images"]) for batch in even.train_dataloader()] == [n - 2, 2]
+
+
+@pytest.mark.parametrize("epochs,steps_per_epoch,expected", [("auto", 17, 16), ("auto", 7, 36), ("auto", 250, 16),
+                                                              (5, 7, 5), (40, 17, 40)])
+def test_auto_epochs_give_a_small_dataset_enough_optimiser_steps(epochs, steps_per_epoch, expected):
+    tc = OmegaConf.create({"epochs": epochs, "min_epochs": 16, "min_steps": 250})
+    assert training_epochs(tc, steps_per_epoch) == expected
+
+
+@pytest.mark.parametrize("epochs", ["atuo", 0, True, 2.5])
+def test_epochs_other_than_a_positive_integer_or_auto_are_an_error(epochs):
+    with pytest.raises(ValueError, match="train.detector.epochs"):
+        training_epochs(OmegaConf.create({"epochs": epochs, "min_epochs": 16, "min_steps": 250}), 10)
