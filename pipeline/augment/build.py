@@ -104,7 +104,7 @@ def tile_crop(input_size, pad_fill: float, object_share: float) -> list[A.BasicT
 def build_pipeline(cfg: Mapping | DictConfig, train: bool, seed: int | None = None) -> A.Compose:
     """The train (``train=True``) or eval pipeline described by ``cfg``."""
     cfg = as_dict(cfg)
-    if not isinstance(cfg["input_size"], (list, tuple)):
+    if isinstance(cfg["input_size"], str):  # `auto`: chosen from the data by the augment stage
         raise ValueError(f"augment input_size: {cfg['input_size']!r} is not [width, height]; `auto` is resolved "
                          "from the data by the augment stage (pipeline/augment/input_size.py)")
     steps = []
