@@ -31,10 +31,11 @@ from pipeline.config import compose
 from pipeline.data.manifest import Manifest
 from pipeline.data.prepare import prepare
 from pipeline.detect.data import DetectionData
+from pipeline.detect.epochs import training_epochs
 from pipeline.detect.evaluate import predict
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
-from pipeline.detect.train import load_detector, training_epochs
+from pipeline.detect.train import load_detector
 from pipeline.io.images import read_image
 from pipeline.predict.preprocess import batch, fit
 
