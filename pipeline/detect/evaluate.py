@@ -167,7 +167,7 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
     if fit:  # how well the anchors cover the boxes, next to the scores they led to
         results["anchors"] = fit
         flat.update({f"anchor_{k}_{which}": fit[which][k] for which in ("fitted", "preset")
-                     for k in ("recall", "mean_iou", "fitness")})
+                     for k in ("recall", "worst_class_recall", "mean_iou", "fitness")})
     atomic_write_json(metrics_path, results)
     log_to_run(cfg, model_dir, flat, sorted(reports_dir.glob("*.png")) + [Path(metrics_path)], "evaluation",
                pending_dir=reports_dir, run_id=run_id)

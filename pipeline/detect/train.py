@@ -40,9 +40,10 @@ def fitted_config(mc, data: DetectionData, input_size, positive_iou: float):
     if not mc.anchors.fit:
         return mc, None
     grids = feature_grids(mc, len(data.classes), input_size)
-    boxes = [b for split in ("train", "val") for batch in data.loader(split, augment=False, shuffle=False)
-             for b in batch["boxes"]]
-    spec, report = fit_anchors(boxes, spec_from_config(mc.anchors, len(grids)), grids, tuple(input_size),
+    batches = [batch for split in ("train", "val") for batch in data.loader(split, augment=False, shuffle=False)]
+    boxes = [b for batch in batches for b in batch["boxes"]]
+    labels = [lab for batch in batches for lab in batch["labels"]]
+    spec, report = fit_anchors(boxes, labels, spec_from_config(mc.anchors, len(grids)), grids, tuple(input_size),
                                positive_iou)
     chosen = {"sizes": list(spec.sizes), "ratios": list(spec.ratios)} if report["chosen"] == "fitted" else {}
     return OmegaConf.merge(mc, {"anchors": {"fit": False, **chosen}}), report
@@ -99,7 +100,7 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     if anchor_fit:
         derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
         derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
-                        for k in ("recall", "mean_iou", "sizes", "ratios")})
+                        for k in ("recall", "worst_class_recall", "mean_iou", "sizes", "ratios")})
     artifacts = [Path(pipelines_dir) / "detector_train.json", Path(pipelines_dir) / "detector_eval.json"]
     if preview and Path(preview).is_file():
         artifacts.append(Path(preview))
