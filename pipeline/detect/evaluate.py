@@ -35,10 +35,11 @@ def tile_detector(net, anchors, coder, info: dict):
     """A function from tiles (H x W x 3 uint8) to each tile's detections in numpy, for sliced
     inference; tiles go to the network's device."""
     device = next(net.parameters()).device
+    anchors = anchors.to(device)  # once, not per batch of tiles
 
     def detect(tiles: list[np.ndarray]) -> list[dict]:
         images = torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).to(device)
-        found = detections(*net(images), anchors.to(device), coder, tuple(info["input_size"]), **info["postprocess"])
+        found = detections(*net(images), anchors, coder, tuple(info["input_size"]), **info["postprocess"])
         return [{k: v.cpu().numpy() for k, v in f.items()} for f in found]
 
     return detect
