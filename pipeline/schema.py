@@ -285,7 +285,7 @@ class Postprocess:
 
 @dataclass
 class DetectorTrain(Schedule):
-    epochs: Any = MISSING     # an integer, or auto (pipeline/detect/train.py: training_epochs)
+    epochs: Any = MISSING     # an integer, or auto (pipeline/detect/epochs.py)
     min_epochs: int = MISSING
     min_steps: int = MISSING  # with epochs: auto, more epochs than min_epochs on a small dataset
     matching: Matching = MISSING

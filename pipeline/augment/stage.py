@@ -58,7 +58,7 @@ def run_augment(cfg: DictConfig, manifest_path: str | Path, out_dir: str | Path,
     samples = preview_samples(manifest, seed)
     summary = {}
     with atomic_dir(reports_dir) as tmp:
-        for task in as_dict(cfg):
+        for task in cfg:
             train, evaluate = load_pipeline(written[f"{task}_train"]), load_pipeline(written[f"{task}_eval"])
             summary[task] = {"train": describe(train), "eval": describe(evaluate),
                              "input_size": cfg[task]["input_size"]}

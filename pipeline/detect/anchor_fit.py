@@ -73,10 +73,10 @@ def fitted_specs(boxes: torch.Tensor, preset: AnchorSpec, levels: int, input_siz
 def class_sample(boxes: torch.Tensor, labels: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``total`` boxes shared equally by the classes (all of a class that has fewer), the same
     on any device."""
-    generator, keep = torch.Generator().manual_seed(0), []
-    present = labels.unique().cpu()
+    generator, keep, classes = torch.Generator().manual_seed(0), [], labels.cpu()
+    present = classes.unique()
     for c in present:
-        members = torch.nonzero(labels.cpu() == c).squeeze(1)
+        members = torch.nonzero(classes == c).squeeze(1)
         keep.append(members[torch.randperm(len(members), generator=generator)[:max(1, total // len(present))]])
     keep = torch.cat(keep).to(boxes.device)
     return boxes[keep], labels[keep]

@@ -40,9 +40,11 @@ def fitted_config(mc, data: DetectionData, input_size, positive_iou: float):
     if not mc.anchors.fit:
         return mc, None
     grids = feature_grids(mc, len(data.classes), input_size)
-    batches = [batch for split in ("train", "val") for batch in data.loader(split, augment=False, shuffle=False)]
-    boxes = [b for batch in batches for b in batch["boxes"]]
-    labels = [lab for batch in batches for lab in batch["labels"]]
+    boxes, labels = [], []  # the images themselves are not kept
+    for split in ("train", "val"):
+        for batch in data.loader(split, augment=False, shuffle=False):
+            boxes += batch["boxes"]
+            labels += batch["labels"]
     spec, report = fit_anchors(boxes, labels, spec_from_config(mc.anchors, len(grids)), grids, tuple(input_size),
                                positive_iou)
     chosen = {"sizes": list(spec.sizes), "ratios": list(spec.ratios)} if report["chosen"] == "fitted" else {}
