@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.augment.input_size import check_input_size
 from pipeline.detect.epochs import training_epochs
+from pipeline.hardware import check_loading, check_trainer
 from pipeline.schema import ConfigError, validate
 from pipeline.tasks import check_models
 
@@ -33,12 +34,19 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
 
 # Keys that take a value or `auto` (typed Any in the schema), checked before any work starts.
 VALUE_CHECKS = (("train.detector.epochs", lambda cfg: training_epochs(cfg.train.detector, 1)),
-                ("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)))
+                ("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)),
+                ("trainer.deterministic", lambda cfg: check_trainer(cfg.trainer)))
+
+
+def value_checks(cfg: DictConfig):
+    yield from VALUE_CHECKS
+    for name in cfg.train:  # every training's loader settings
+        yield f"train.{name}.num_workers", lambda cfg, name=name: check_loading(cfg.train[name], f"train.{name}")
 
 
 def check_values(cfg: DictConfig, where) -> None:
     """``where(key)``: the file that sets ``key``, for the message."""
-    for key, check in VALUE_CHECKS:
+    for key, check in value_checks(cfg):
         try:
             check(cfg)
         except ValueError as exc:

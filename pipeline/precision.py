@@ -17,8 +17,12 @@ AUTO = "auto"
 
 
 def cpu_has_native_bf16() -> bool:
-    # the check PyTorch's own oneDNN code uses (AVX512-BF16 or AMX); no public equivalent
-    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    # the check PyTorch's own oneDNN code uses (AVX512-BF16 or AMX); no public equivalent, so a torch
+    # without it counts as a CPU without native bf16 (fp32: slower there, never wrong)
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def has_grouped_convolutions(model: nn.Module) -> bool:

@@ -228,7 +228,8 @@ class Schedule:
     lr_find: LrFind = MISSING  # the learning-rate finder before training (pipeline/lr_finder.py)
     monitor: str = MISSING     # best checkpoint and early stopping: one of the task's `monitors` (pipeline/tasks.py)
     batch_size: int = MISSING
-    num_workers: int = MISSING
+    num_workers: Any = MISSING  # a count, or auto (pipeline/hardware.py)
+    image_cache_mb: int = MISSING  # decoded images kept between epochs, all loader processes together
     early_stopping_patience: Optional[int] = MISSING
 
 

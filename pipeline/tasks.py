@@ -74,7 +74,7 @@ TASKS = {
 # lists under `params`: changing anything else (tracking, the progress bar) re-runs none of them.
 STEP_PARAMS = {
     "train": ("seed", "model.{task}", "train.{task}", "trainer"),
-    "evaluate": ("seed", "train.{task}", "evaluate.{task}"),
+    "evaluate": ("seed", "train.{task}", "evaluate.{task}", "trainer.accelerator"),  # the device it runs on
     "export": ("augment", "evaluate.{task}", "export"),
 }
 

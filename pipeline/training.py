@@ -20,12 +20,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.devices import accelerator_device
 from pipeline.epoch_tables import FOLDER as EPOCHS
 from pipeline.epoch_tables import EpochTables
+from pipeline.hardware import deterministic
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
 from pipeline.precision import resolve_precision
 from pipeline.tasks import monitor_mode
+from pipeline.throughput import Throughput
 from pipeline.tracking import (
     check_reachable,
     ensure_experiment,
@@ -111,7 +114,9 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     ``lr_find`` settings (pipeline.lr_finder). Returns (trainer, logger, checkpoint callback)."""
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
     settings = trainer_settings(cfg, module)
-    derived = {**derived, "precision": settings.get("precision")}  # what `trainer.precision: auto` chose
+    # what `auto` chose: precision, determinism, loader processes
+    derived = {**derived, "precision": settings.get("precision"), "deterministic": settings.get("deterministic"),
+               "num_workers": getattr(data, "num_workers", None)}
     check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
         end_abandoned_run(cfg, partial_dir(out_dir))
@@ -137,8 +142,8 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
             last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
             finder = lr_finder(lr_find, work) if lr_find is not None else []
             # best first: last holds its state
-            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), *callbacks,
-                             *finder]
+            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), Throughput(),
+                             *callbacks, *finder]
             if patience:
                 all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=int(patience)))
             trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
@@ -174,7 +179,7 @@ def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed
 
     monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=seconds, resume_logging=resumed,
                                    tracking_uri=tracking_uri(cfg.logger))
-    first_step = monitor._logging_step
+    first_step = getattr(monitor, "_logging_step", None)  # private: no public reader (below)
     monitor.start()
     try:
         yield
@@ -184,7 +189,7 @@ def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed
         # system metrics at all. Log the samples it took (its step counter has no public reader).
         # Best effort, as MLflow's own monitor: a server gone drops them with a warning, never the training.
         taken = monitor.aggregate_metrics()
-        if monitor._logging_step == first_step and taken:
+        if getattr(monitor, "_logging_step", None) == first_step and taken:
             try:
                 monitor.publish_metrics(taken)
                 monitor.mlflow_logger.flush()
@@ -197,9 +202,12 @@ def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:
     """Lightning Trainer arguments: the `trainer` section (its precision resolved for ``module``,
     pipeline.precision), with the display settings of `logger`."""
     settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    accelerator = str(settings.get("accelerator", "auto"))
+    device = accelerator_device(accelerator)  # a GPU asked for where there is none: one line, before any work
     if "precision" in settings:
-        settings["precision"] = resolve_precision(settings["precision"], str(settings.get("accelerator", "auto")),
-                                                  module)
+        settings["precision"] = resolve_precision(settings["precision"], accelerator, module)
+    if "deterministic" in settings:
+        settings["deterministic"] = deterministic(settings["deterministic"], device)
     return {**settings, "enable_progress_bar": bool(cfg.logger.progress_bar),
             "log_every_n_steps": int(cfg.logger.log_every_n_steps)}
 
@@ -211,7 +219,7 @@ def ended_on_error(logger: MLFlowLogger):
     try:
         yield
     except BaseException as exc:
-        run_id = logger._run_id  # not .run_id, which would start a run
+        run_id = getattr(logger, "_run_id", None)  # not .run_id, which would start a run
         if rank_zero_only.rank == 0 and run_id is not None:
             logger.terminate("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
         raise

@@ -1,5 +1,8 @@
-"""Every task trains on every kind of device this machine has: a training step of each, through
-the same stage function `dvc repro` runs, with `trainer.accelerator` set to the device."""
+"""Every task trains and is evaluated on every kind of device this machine has, through the same
+stage functions `dvc repro` runs, with `trainer.accelerator` set to the device; the classifier also
+with a frozen pretrained backbone on cached features (the phase that makes tensors outside
+Lightning's batch transfer). On a machine without a GPU, tests/test_device_placement.py checks the
+same placement with PyTorch's meta device."""
 
 import pytest
 import torch
@@ -9,15 +12,22 @@ from tests.conftest import TRAIN, tiny_config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
     ["mps"] if torch.backends.mps.is_available() else [])
+CASES = {task: TRAIN[task][1] for task in TASKS}
+CASES["classifier_cached_features"] = ["model/classifier=lite0", "train.classifier.epochs=2",
+                                       "train.classifier.freeze_epochs=1", "train.classifier.cache_features=true"]
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("task", list(TASKS))
-def test_one_training_step_of_every_task_on_each_device(task, device, tiny_data, tmp_path):
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_and_evaluation_of_every_task_on_each_device(case, device, tiny_data, tmp_path):
     assert set(TRAIN) == set(TASKS), "tests/conftest.py TRAIN lists every task"
-    cfg = tiny_config(tmp_path, *TRAIN[task][1], f"trainer.accelerator={device}", "+trainer.limit_train_batches=1",
+    task = TASKS[case.split("_")[0]]
+    cfg = tiny_config(tmp_path, *CASES[case], f"trainer.accelerator={device}", "+trainer.limit_train_batches=2",
                       "+trainer.limit_val_batches=1")
-    result = TASKS[task].step("train")(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment",
-                                       tmp_path / "model")
+    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
+    result = task.step("train")(cfg, manifest, pipelines, tmp_path / "model")
     assert result["metrics"] and (tmp_path / "model/run.json").is_file()
     assert all(torch.isfinite(torch.tensor(v)) for k, v in result["metrics"].items() if "loss" in k)
+    metrics = task.step("evaluate")(cfg, manifest, pipelines, tmp_path / "model", tmp_path / "metrics.json",
+                                    tmp_path / "reports", tmp_path / "tables")
+    assert metrics and (tmp_path / "metrics.json").is_file()

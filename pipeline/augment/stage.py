@@ -14,16 +14,18 @@ from pipeline.augment.preview import save_preview
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
 from pipeline.io.atomic import atomic_dir
+from pipeline.io.image_cache import DecodedImages
 from pipeline.io.images import read_image
 
 PREVIEW_ROWS = 4
 MAX_PATCH_ROWS = 6
 
 
-def detection_example(manifest: Manifest, sample) -> Example:
-    """A manifest sample as an image with its boxes and box labels."""
-    return Example(read_image(manifest.path_of(sample)).pixels, np.asarray(sample.boxes, np.float32).reshape(-1, 4),
-                   np.asarray(sample.box_labels, np.int64))
+def detection_example(manifest: Manifest, sample, images: DecodedImages | None = None) -> Example:
+    """A manifest sample as an image with its boxes and box labels (decoded once with ``images``)."""
+    path = manifest.path_of(sample)
+    return Example(images.pixels(path) if images else read_image(path).pixels,
+                   np.asarray(sample.boxes, np.float32).reshape(-1, 4), np.asarray(sample.box_labels, np.int64))
 
 
 def classifier_examples(manifest: Manifest, samples, seed: int) -> tuple[list[Example], list[str]]:

@@ -19,6 +19,7 @@ import torch
 from pipeline.augment.apply import Example, augment, image_tensor
 from pipeline.augment.build import load_pipeline
 from pipeline.classify.evaluate import load_classifier
+from pipeline.devices import accelerator_device
 from pipeline.io.images import ImageError, read_image
 from pipeline.predict.cli import format_line, image_paths
 from pipeline.predict.draw import classes_picture
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         net, info = load_classifier(args.model, args.checkpoint)
+        device = accelerator_device("auto")  # a GPU where there is one
+        net.to(device)
         preprocess = load_pipeline(Path(args.model) / PREPROCESS_FILE)
         paths = list(image_paths(args.inputs))
     except (FileNotFoundError, ValueError) as exc:
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
                 failed += 1
                 continue
             image = augment(preprocess, Example(pixels)).image
-            probs = torch.softmax(net(image_tensor(image)[None]), dim=1)[0].numpy()
+            probs = torch.softmax(net(image_tensor(image)[None].to(device)).float(), dim=1)[0].cpu().numpy()
             print(format_line(path.name, probs, classes), flush=True)
             results[str(path)] = {c: float(p) for c, p in zip(classes, probs)}
             if args.out:

@@ -22,6 +22,9 @@ from pipeline.augment.build import load_pipeline
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
 from pipeline.data.split import require_training_splits
+from pipeline.devices import loader_options, module_device, to_device
+from pipeline.hardware import loader_workers
+from pipeline.io.image_cache import DecodedImages
 from pipeline.io.images import read_image
 
 
@@ -47,8 +50,9 @@ def classification_items(manifest: Manifest, split: str, seed: int, background_p
     return items, list(manifest.classes) + [BACKGROUND]
 
 
-def load_item(item: Item) -> Example:
-    pixels = read_image(item.file).pixels
+def load_item(item: Item, images: DecodedImages | None = None) -> Example:
+    """The item's pixels (its patch, or the whole image); decoded once with ``images``."""
+    pixels = images.pixels(item.file) if images else read_image(item.file).pixels
     return Example(crop(pixels, item.window) if item.window is not None else pixels, label=item.label)
 
 
@@ -71,15 +75,18 @@ class FeatureDataset(Dataset):
 
 
 class ClassificationData(L.LightningDataModule):
-    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int, num_workers: int,
+    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int, num_workers,
                  seed: int, background_per_image: int, fragments_per_object: int, patch_context: float,
-                 pipelines: str = "classifier"):
-        """``pipelines``: the `augment` section whose saved pipelines (<pipelines>_{train,eval}.json) apply."""
+                 pipelines: str = "classifier", image_cache_mb: float = 0):
+        """``pipelines``: the `augment` section whose saved pipelines (<pipelines>_{train,eval}.json) apply;
+        ``num_workers``: loader processes, or auto (pipeline.hardware); ``image_cache_mb``: decoded
+        images kept for later epochs (pipeline.io.image_cache), 0: none."""
         super().__init__()
         self.manifest = Manifest.read(manifest_path)
         self.train_pipeline = load_pipeline(Path(pipelines_dir) / f"{pipelines}_train.json")
         self.eval_pipeline = load_pipeline(Path(pipelines_dir) / f"{pipelines}_eval.json")
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.batch_size, self.num_workers, self.seed = batch_size, loader_workers(num_workers), seed
+        self.images = DecodedImages(image_cache_mb, self.num_workers)
         self.patches = {"background_per_image": background_per_image, "context": patch_context,
                         "fragments_per_object": fragments_per_object}
         self.items = {}
@@ -89,6 +96,7 @@ class ClassificationData(L.LightningDataModule):
         self.cached: dict[str, FeatureDataset] = {}
         self.cache_until_epoch = 0  # epochs with a frozen backbone: train the head on cached features
         self.cache_seconds = 0.0  # time spent encoding the cache (reported by benchmarks)
+        self.loaders: dict[tuple[str, bool], DataLoader] = {}  # one per split and phase: its workers persist
 
     def require_training_splits(self) -> None:
         require_training_splits(self.items, self.where)
@@ -101,19 +109,39 @@ class ClassificationData(L.LightningDataModule):
         probe = self.dataset("val", augment=False)[0]["images"]
         return int(probe.shape[2]), int(probe.shape[1])
 
+    def label_shape(self) -> tuple[int, ...]:
+        return ()  # one class id per item
+
     def class_counts(self) -> np.ndarray:
         return np.bincount([i.label for i in self.items["train"]], minlength=len(self.classes))
 
     def dataset(self, split: str, augment: bool) -> AugmentedDataset:
         items = self.items[split]
         pipeline = self.train_pipeline if augment else self.eval_pipeline
-        return AugmentedDataset(len(items), lambda i: load_item(items[i]), pipeline, self.seed, to_batch_item)
+        return AugmentedDataset(len(items), lambda i: load_item(items[i], self.images), pipeline, self.seed,
+                                to_batch_item)
 
-    def loader(self, dataset, shuffle: bool) -> DataLoader:
+    def device(self) -> torch.device:
+        """The device the batches go to: the training's, else the CPU."""
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def loader(self, dataset, shuffle: bool, persistent: bool = False) -> DataLoader:
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed)
-        workers = 0 if isinstance(dataset, FeatureDataset) else self.num_workers
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=workers,
-                          persistent_workers=False)
+        if isinstance(dataset, FeatureDataset):  # tensors already in memory (on the training's device)
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                          **loader_options(self.num_workers, self.device(), persistent))
+
+    def phase_loader(self, split: str) -> DataLoader:
+        """The training's loader of ``split`` in the current phase (cached features or images), made once
+        so that its worker processes live from epoch to epoch (Lightning asks for it every epoch)."""
+        cached = self.use_cache()
+        key = (split, cached)
+        if key not in self.loaders:
+            dataset = self.cached[split] if cached else self.dataset(split, augment=split == "train")
+            self.loaders[key] = self.loader(dataset, shuffle=split == "train", persistent=True)
+        return self.loaders[key]
 
     def use_cache(self) -> bool:
         if self.trainer is None or self.trainer.current_epoch >= self.cache_until_epoch:
@@ -121,18 +149,14 @@ class ClassificationData(L.LightningDataModule):
         if not self.cached:
             net = self.trainer.lightning_module.net
             net.features.eval()  # frozen: batch-norm statistics as pretrained
-            self.cache_features(net.forward_features)
+            self.cache_features(net.forward_features, module_device(net))
         return True
 
     def train_dataloader(self) -> DataLoader:
-        if self.use_cache():
-            return self.loader(self.cached["train"], shuffle=True)
-        return self.loader(self.dataset("train", augment=True), shuffle=True)
+        return self.phase_loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        if self.use_cache():
-            return self.loader(self.cached["val"], shuffle=False)
-        return self.loader(self.dataset("val", augment=False), shuffle=False)
+        return self.phase_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("test", augment=False), shuffle=False)
@@ -141,23 +165,23 @@ class ClassificationData(L.LightningDataModule):
         return math.ceil(len(self.items["train"]) / self.batch_size)
 
     @torch.no_grad()
-    def cache_features(self, encode) -> None:
-        """Encode train and val once with the eval pipeline (no augmentation) for a frozen backbone."""
+    def cache_features(self, encode, device: torch.device) -> None:
+        """Encode train and val once with the eval pipeline (no augmentation) for a frozen backbone
+        whose weights are on ``device``; the features stay there, as the head that trains on them."""
         start = time.perf_counter()
         for split in ("train", "val"):
             if split in self.cached:
                 continue
             feats, labels = [], []
             for batch in self.loader(self.dataset(split, augment=False), shuffle=False):
-                feats.append(encode(batch["images"]))
-                labels.append(batch["labels"])
+                feats.append(encode(to_device(batch["images"], device)))
+                labels.append(to_device(batch["labels"], device))
             self.cached[split] = FeatureDataset(torch.cat(feats), torch.cat(labels))
         self.cache_seconds += time.perf_counter() - start
 
 
-def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: int,
-                     num_workers: int | None = None) -> ClassificationData:
+def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: int) -> ClassificationData:
     """The DataModule of a `train.classifier` config section."""
-    return ClassificationData(manifest, pipelines_dir, int(tc.batch_size),
-                              int(tc.num_workers) if num_workers is None else num_workers, seed,
-                              int(tc.background_per_image), int(tc.fragments_per_object), float(tc.patch_context))
+    return ClassificationData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed,
+                              int(tc.background_per_image), int(tc.fragments_per_object), float(tc.patch_context),
+                              image_cache_mb=tc.image_cache_mb)

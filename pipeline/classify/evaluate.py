@@ -16,6 +16,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.classify.data import ClassificationData, data_from_config
 from pipeline.data.split import evaluated_splits
+from pipeline.devices import accelerator_device, module_device, to_device
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
 from pipeline.models.pretrained import project_checkpoint_state
@@ -41,14 +42,18 @@ def build_from_info(info: dict) -> ClassifierNet:
 
 
 @torch.no_grad()
-def predict_split(net: ClassifierNet, data: ClassificationData, split: str):
+def predict_split(net: ClassifierNet, data: ClassificationData, split: str,
+                  activation=lambda logits: torch.softmax(logits, dim=1)):
+    """(probabilities N x K, labels, images) of ``split``: the network runs on its own device, the
+    results come back to the CPU."""
+    device = module_device(net)
     probs, labels, images = [], [], []
     for batch in data.loader(data.dataset(split, augment=False), shuffle=False):
-        probs.append(torch.softmax(net(batch["images"]), dim=1))
+        probs.append(activation(net(to_device(batch["images"], device)).float()).cpu())
         labels.append(batch["labels"])
         images.append(batch["images"])
     if not probs:
-        return np.zeros((0, len(data.classes))), np.zeros(0, int), None
+        return np.zeros((0, len(data.classes))), np.zeros((0, *data.label_shape()), int), None
     return torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(images)
 
 
@@ -97,8 +102,9 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
                         metrics_path: str | Path, reports_dir: str | Path, confusion_dir: str | Path,
                         run_id: str | None = None) -> dict:
     net, info = load_classifier(model_dir)
+    net.to(accelerator_device(cfg.trainer.accelerator))
     tc = cfg.train.classifier
-    data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed), num_workers=0)
+    data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed))
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
                          "re-run train@classifier")

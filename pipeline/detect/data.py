@@ -17,6 +17,7 @@ from typing import Mapping
 
 import albumentations as A
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, augment, detection_collate
@@ -24,6 +25,9 @@ from pipeline.augment.build import bbox_params, load_pipeline, load_tiles
 from pipeline.augment.stage import detection_example
 from pipeline.data.manifest import Manifest
 from pipeline.data.split import require_training_splits
+from pipeline.devices import loader_options
+from pipeline.hardware import loader_workers
+from pipeline.io.image_cache import DecodedImages
 from pipeline.predict.tiles import windows
 
 WHOLE_IMAGES_CACHED = 64  # decoded large images kept for the tiles cut from them
@@ -38,7 +42,9 @@ def tile_example(example: Example, window, policy: Mapping, fill: int) -> Exampl
 
 class DetectionData(L.LightningDataModule):
     def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int = 16,
-                 num_workers: int = 0, seed: int = 0):
+                 num_workers=0, seed: int = 0, image_cache_mb: float = 0):
+        """``num_workers``: loader processes, or auto (pipeline.hardware); ``image_cache_mb``: decoded
+        images kept for later epochs (pipeline.io.image_cache), 0: none."""
         super().__init__()
         self.manifest = Manifest.read(manifest_path)
         if self.manifest.task != "detection":
@@ -49,22 +55,25 @@ class DetectionData(L.LightningDataModule):
         self.pipelines = {True: load_pipeline(Path(pipelines_dir) / "detector_train.json"),
                           False: load_pipeline(Path(pipelines_dir) / "detector_eval.json")}
         self.tiles = load_tiles(pipelines_dir, "detector")  # None: whole images
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.batch_size, self.num_workers, self.seed = batch_size, loader_workers(num_workers), seed
+        self.images = DecodedImages(image_cache_mb, self.num_workers)
         self.where = manifest_path
+        self.loaders: dict[str, DataLoader] = {}  # the training's, made once: their workers persist
 
     def require_training_splits(self) -> None:
         require_training_splits(self.samples, self.where)
 
     def example(self, split: str, index: int) -> Example:
         """A whole image of ``split`` with its boxes, through the eval pipeline (evaluation)."""
-        return augment(self.pipelines[False], detection_example(self.manifest, self.samples[split][index]))
+        return augment(self.pipelines[False], detection_example(self.manifest, self.samples[split][index], self.images))
 
     def dataset(self, split: str, augment: bool) -> AugmentedDataset:
         samples = self.samples[split]
         if self.tiles is None:
-            return AugmentedDataset(len(samples), lambda i: detection_example(self.manifest, samples[i]),
+            return AugmentedDataset(len(samples), lambda i: detection_example(self.manifest, samples[i], self.images),
                                     self.pipelines[augment], self.seed)
-        whole = functools.lru_cache(maxsize=WHOLE_IMAGES_CACHED)(lambda i: detection_example(self.manifest, samples[i]))
+        whole = functools.lru_cache(maxsize=WHOLE_IMAGES_CACHED)(
+            lambda i: detection_example(self.manifest, samples[i], self.images))
         if augment:  # one random crop per object (A.AtLeastOneBBoxRandomCrop picks which), background too
             draws = [i for i, s in enumerate(samples) for _ in range(max(1, len(s.boxes)))]
             return AugmentedDataset(len(draws), lambda k: whole(draws[k]), self.pipelines[True], self.seed)
@@ -101,21 +110,30 @@ class DetectionData(L.LightningDataModule):
         count = len(self.dataset(split, augment=True)) if self.tiles else len(self.samples[split])
         return count % self.batch_size == 1 and count > 1
 
-    def loader(self, split: str, augment: bool, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, augment: bool, shuffle: bool, persistent: bool = False) -> DataLoader:
         dataset = self.dataset(split, augment)
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, self.seed),
-                          num_workers=self.num_workers, collate_fn=detection_collate,
-                          drop_last=augment and self.lone_last_image(split))
+                          collate_fn=detection_collate, drop_last=augment and self.lone_last_image(split),
+                          **loader_options(self.num_workers, device, persistent))
+
+    def training_loader(self, split: str) -> DataLoader:
+        """The training's loader of ``split``, made once: Lightning asks for it every epoch, and its
+        worker processes live from epoch to epoch."""
+        if split not in self.loaders:
+            train = split == "train"
+            self.loaders[split] = self.loader(split, augment=train, shuffle=train, persistent=True)
+        return self.loaders[split]
 
     def steps_per_epoch(self) -> int:
         count = len(self.dataset("train", augment=True)) if self.tiles else len(self.samples["train"])
         return count // self.batch_size if self.lone_last_image("train") else -(-count // self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", augment=True, shuffle=True)
+        return self.training_loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val", augment=False, shuffle=False)
+        return self.training_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", augment=False, shuffle=False)

@@ -21,6 +21,7 @@ from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.postprocess import detections
 from pipeline.detect.report import confidence_report, save_anchor_picture, save_label_statistics
 from pipeline.detect.train import load_detector
+from pipeline.devices import accelerator_device, module_device, to_device
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.predict.tiles import sliced_detections
 from pipeline.training import log_to_run
@@ -34,11 +35,11 @@ DRAW_SCORE = 0.3  # predictions drawn on the pictures
 def tile_detector(net, anchors, coder, info: dict):
     """A function from tiles (H x W x 3 uint8) to each tile's detections in numpy, for sliced
     inference; tiles go to the network's device."""
-    device = next(net.parameters()).device
+    device = module_device(net)
     anchors = anchors.to(device)  # once, not per batch of tiles
 
     def detect(tiles: list[np.ndarray]) -> list[dict]:
-        images = torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).to(device)
+        images = torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).to(device, non_blocking=True)
         found = detections(*net(images), anchors, coder, tuple(info["input_size"]), **info["postprocess"])
         return [{k: v.cpu().numpy() for k, v in f.items()} for f in found]
 
@@ -68,9 +69,13 @@ def predict(net, anchors, coder, info: dict, data: DetectionData, split: str):
     into tiles when the model was trained on tiles)."""
     if info["tiles"]:
         return predict_sliced(net, anchors, coder, info, data, split)
+    device = module_device(net)
+    anchors = anchors.to(device)
     preds, targets, images = [], [], []
     for batch in data.loader(split, augment=False, shuffle=False):
-        preds += detections(*net(batch["images"]), anchors, coder, tuple(info["input_size"]), **info["postprocess"])
+        found = detections(*net(to_device(batch["images"], device)), anchors, coder, tuple(info["input_size"]),
+                           **info["postprocess"])
+        preds += [{k: v.cpu() for k, v in f.items()} for f in found]
         targets += [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])]
         images += list(batch["images"])
     return preds, targets, images
@@ -139,8 +144,10 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
                       metrics_path: str | Path, reports_dir: str | Path, pr_dir: str | Path,
                       run_id: str | None = None) -> dict:
     net, anchors, coder, info = load_detector(model_dir)
+    net.to(accelerator_device(cfg.trainer.accelerator))
     classes = info["classes"]
-    data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), 0, int(cfg.seed))
+    data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), cfg.train.detector.num_workers,
+                         int(cfg.seed))
     results, flat, reports_dir, pr_dir = {}, {}, Path(reports_dir), Path(pr_dir)
     fit = info["anchor_fit"]  # None: the anchors were not fitted (anchors.fit: false)
     with atomic_dir(reports_dir) as reports, atomic_dir(pr_dir) as curves_dir:

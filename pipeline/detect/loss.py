@@ -43,12 +43,14 @@ class DetectionLoss(nn.Module):
     def forward(self, class_logits: torch.Tensor, box_deltas: torch.Tensor, boxes: list[torch.Tensor],
                  labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """class_logits: B x A x K, box_deltas: B x A x 4; boxes/labels: one tensor per image."""
+        # in float32 under mixed precision too: bf16 keeps 8 bits of a box's pixel coordinates (a 300 px
+        # corner to the nearest 2 px) and sums of thousands of anchors' terms lose the small ones
+        class_logits, box_deltas = class_logits.float(), box_deltas.float()
         cls_t, box_t, positive, scored = self.targets(boxes, labels)
-        cls_t, box_t = cls_t.to(class_logits.dtype), box_t.to(box_deltas.dtype)
         n = positive.sum().clamp(min=1).float()
         classification = sigmoid_focal_loss(class_logits[scored], cls_t[scored], self.alpha, self.gamma,
                                             reduction="sum") / n
-        anchors = self.anchors.to(box_deltas.dtype).expand_as(box_deltas)[positive]
+        anchors = self.anchors.float().expand_as(box_deltas)[positive]
         if self.localisation == "giou":
             predicted = self.coder.decode(box_deltas[positive], anchors)
             localisation = generalized_box_iou_loss(predicted, box_t[positive], reduction="sum") / n

@@ -49,7 +49,8 @@ class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         _, logits, deltas = self.shared_step(batch, "val")
-        found = detections(logits, deltas, self.anchors, self.coder, self.input_size, **self.postprocess)
+        found = detections(logits.float(), deltas.float(), self.anchors, self.coder, self.input_size,
+                           **self.postprocess)  # decoded in float32 (see DetectionLoss)
         self.val_map.update(found, [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])])
 
     def on_validation_epoch_end(self) -> None:

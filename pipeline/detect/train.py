@@ -87,7 +87,8 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
     """Writes to ``out_dir``: best.ckpt (highest val mAP@0.5), last.ckpt, model.json, run.json."""
     manifest, out_dir, tc = Path(manifest), Path(out_dir), cfg.train.detector
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), int(cfg.seed))
+    data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, int(cfg.seed),
+                         tc.image_cache_mb)
     data.require_training_splits()
     input_size = data.input_size()
     mc, anchor_fit = fitted_config(cfg.model.detector, data, input_size, float(tc.matching.positive_iou))

@@ -26,6 +26,7 @@ from pipeline.export.detection_parity import compare as compare_detections
 from pipeline.export.detection_parity import failures as detection_failures
 from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
 from pipeline.export.int8 import int8_model
+from pipeline.export.pooling import portable_max_pooling
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
 from pipeline.predict import draw, tasks
@@ -134,14 +135,20 @@ def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metric
 
 @contextmanager
 def without_stack_traces():
-    """Tracing without recording each graph node's Python stack: the bundle keeps none of them (they
-    name this machine's source files), and recording them was about a third of the ONNX conversion."""
-    before = torch.fx.config.do_not_emit_stack_traces
-    torch.fx.config.do_not_emit_stack_traces = True
+    """Tracing without recording each graph node's Python stack where this torch has the switch
+    (torch.fx.config.do_not_emit_stack_traces: torch 2.14 has it, 2.11 not; recording them was about a third of
+    the ONNX conversion). Without it the traces are recorded, then dropped from the graph and the
+    ONNX file (they name this machine's source files): the same bundle, a little slower."""
+    config = getattr(torch.fx, "config", None)
+    if config is None or not hasattr(config, "do_not_emit_stack_traces"):
+        yield
+        return
+    before = config.do_not_emit_stack_traces
+    config.do_not_emit_stack_traces = True
     try:
         yield
     finally:
-        torch.fx.config.do_not_emit_stack_traces = before
+        config.do_not_emit_stack_traces = before
 
 
 def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
@@ -154,8 +161,9 @@ def exported_program(ex: Exportable) -> torch.export.ExportedProgram:
     # inputs (what `batch` makes) may record reshapes as views that only that layout allows, which
     # the ONNX conversion then fails on (seen with one CPU thread)
     example = torch.from_numpy(np.ascontiguousarray(np.concatenate([ex.inputs[0], ex.inputs[0]])))
+    graph = portable_max_pooling(ex.graph) if ex.dynamic_size else ex.graph  # parity compares it with ex.graph
     with torch.no_grad(), without_stack_traces():
-        program = torch.export.export(ex.graph, (example,), dynamic_shapes=(dims,))
+        program = torch.export.export(graph, (example,), dynamic_shapes=(dims,))
     for node in program.graph.nodes:
         node.meta.pop("stack_trace", None)
     return program

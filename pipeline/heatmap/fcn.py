@@ -116,8 +116,8 @@ class FullyConvolutional(nn.Module):
         """Pixels between neighbouring output cells, measured by widening the input."""
         width, height = (int(v) for v in input_size)
         for extra in (32, 64, 128):
-            a = self.forward(torch.zeros(1, 3, height, width)).shape[-1]
-            b = self.forward(torch.zeros(1, 3, height, width + extra)).shape[-1]
+            a = self.forward(torch.zeros(1, 3, height, width, device=self.mean.device)).shape[-1]
+            b = self.forward(torch.zeros(1, 3, height, width + extra, device=self.mean.device)).shape[-1]
             if b > a:
                 return round(extra / (b - a))
         raise ValueError("the network's output does not grow with its input: not fully convolutional")

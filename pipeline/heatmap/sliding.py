@@ -21,8 +21,8 @@ def sliding_window_logits(net: ClassifierNet, image: torch.Tensor, window: tuple
     rows = (h - height) // stride + 1 if h >= height else 0
     cols = (w - width) // stride + 1 if w >= width else 0
     if rows == 0 or cols == 0:
-        classes = net(torch.zeros(1, 3, height, width)).shape[1]
-        return torch.zeros(classes, rows, cols)
+        classes = net(torch.zeros(1, 3, height, width, device=image.device)).shape[1]
+        return torch.zeros(classes, rows, cols, device=image.device)
     grid = image.unfold(1, height, stride).unfold(2, width, stride)  # 3 x rows x cols x height x width, a view
     rows_per_batch = max(1, batch_size // cols)
     out = []

@@ -23,6 +23,7 @@ from torchvision.ops import batched_nms, nms
 
 from pipeline.classify.evaluate import load_classifier
 from pipeline.data.manifest import Manifest
+from pipeline.devices import accelerator_device, module_device
 from pipeline.heatmap.fcn import FullyConvolutional, Geometry, window_geometry
 from pipeline.heatmap.sliding import sliding_window_logits
 from pipeline.heatmap.train import CLASSIFIER_DIR, load_fcn
@@ -71,19 +72,23 @@ def heatmap_methods(fcn: FullyConvolutional, before: FullyConvolutional | None,
                     overlaps: list[float]) -> dict[str, Method]:
     """The trained FCN on whole images, the same network on every window at the FCN's stride, on
     windows that overlap by each of ``overlaps`` (the classic sliding-window baselines: 0 and 25 %),
-    and (when dense fine-tuning ran) the converted patch classifier before it."""
-    g = fcn.geometry
+    and (when dense fine-tuning ran) the converted patch classifier before it. Each runs on the
+    networks' device and gives its map back on the CPU (so a clock read after it times the work)."""
+    g, device = fcn.geometry, module_device(fcn)
+
+    def method(logits: Callable[[torch.Tensor], torch.Tensor], geometry: Geometry, all_scenes: bool) -> Method:
+        return Method(lambda image: logits(image.to(device)).float().cpu(), geometry, all_scenes)
 
     def sliding(stride: int, all_scenes: bool) -> Method:
         # on one window the FCN's pooled output is the classifier's logits (exactly, for both heads)
-        return Method(lambda image: sliding_window_logits(fcn.pooled, image, g.window, stride),
+        return method(lambda image: sliding_window_logits(fcn.pooled, image, g.window, stride),
                       window_geometry(stride, g.window), all_scenes)
 
-    methods = {"fcn": Method(lambda image: fcn(image[None])[0], g, True), "sliding": sliding(g.stride, False)}
+    methods = {"fcn": method(lambda image: fcn(image[None])[0], g, True), "sliding": sliding(g.stride, False)}
     for overlap in overlaps:  # far fewer windows than at the FCN's stride: every scene
         methods[f"sliding_overlap_{round(100 * overlap)}"] = sliding(overlap_stride(g.window, overlap), True)
     if before is not None:
-        methods["before_dense"] = Method(lambda image: before(image[None])[0], before.geometry, True)
+        methods["before_dense"] = method(lambda image: before(image[None])[0], before.geometry, True)
     return methods
 
 
@@ -192,11 +197,13 @@ def evaluate_fcn(cfg: DictConfig, manifest_path: str | Path, pipelines_dir: str 
 def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Path, metrics_path: str | Path,
                  reports_dir: str | Path) -> dict:
     hc = cfg.evaluate.fcn
+    device = accelerator_device(cfg.trainer.accelerator)
     fcn, info = load_fcn(model_dir)
+    fcn.to(device)
     before = None
     if info.get("dense_epochs", 0) > 0:
         net, _ = load_classifier(Path(model_dir) / CLASSIFIER_DIR)
-        before = FullyConvolutional(net, info["input_size"]).eval()
+        before = FullyConvolutional(net, info["input_size"]).eval().to(device)
     methods = heatmap_methods(fcn, before, [float(v) for v in hc.sliding_overlaps])
     manifest = Manifest.read(manifest_path)
     split = heatmap_split(manifest, str(hc.split))

@@ -52,7 +52,8 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
     the patch classifier's MLflow run, in ``out_dir`` (resumable); keeps the weights of the epoch
     with the lowest dense_val_loss."""
     d, seed = cfg.train.fcn.dense, int(cfg.seed)
-    data = DetectionData(manifest, pipelines_dir, int(d.batch_size), int(cfg.train.fcn.num_workers), seed)
+    data = DetectionData(manifest, pipelines_dir, int(d.batch_size), cfg.train.fcn.num_workers, seed,
+                         cfg.train.fcn.image_cache_mb)
     data.require_training_splits()
     if classes[:-1] != data.classes or classes[-1] != BACKGROUND:
         raise ValueError(f"{out_dir}: the patch classifier's classes {classes} are not the manifest's "

@@ -33,9 +33,10 @@ def multi_hot(present: set[int], num_classes: int) -> np.ndarray:
 class MultiLabelData(ClassificationData):
     """Whole images through the `augment.multilabel` pipelines, labelled with a 0/1 vector."""
 
-    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int, num_workers: int,
-                 seed: int):
-        super().__init__(manifest_path, pipelines_dir, batch_size, num_workers, seed, 0, 0, 0.0, PIPELINES)
+    def __init__(self, manifest_path: str | Path, pipelines_dir: str | Path, batch_size: int, num_workers,
+                 seed: int, image_cache_mb: float = 0):
+        super().__init__(manifest_path, pipelines_dir, batch_size, num_workers, seed, 0, 0, 0.0, PIPELINES,
+                         image_cache_mb)
 
     def make_items(self, split: str) -> tuple[list[Item], list[str]]:
         by_id = {s.id: s for s in self.manifest.split(split)}
@@ -43,6 +44,9 @@ class MultiLabelData(ClassificationData):
         items = [Item(self.manifest.path_of(by_id[sid]), multi_hot(present, k), None, sid)
                  for sid, present in label_sets(self.manifest, split)]
         return items, list(self.manifest.classes)
+
+    def label_shape(self) -> tuple[int, ...]:
+        return (len(self.classes),)  # a 0/1 vector per image
 
     def class_counts(self) -> np.ndarray:
         """Images holding each class in the training split."""

@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, precision_score, recall_score
 
 from pipeline.classify.evaluate import load_classifier
+from pipeline.classify.evaluate import predict_split as predict_images
 from pipeline.data.split import evaluated_splits
+from pipeline.devices import accelerator_device
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.multilabel.data import MultiLabelData
 from pipeline.training import log_to_run
@@ -23,18 +25,10 @@ THRESHOLD_SPLIT = "val"  # thresholds are chosen here and applied to every split
 PICTURES = 12
 
 
-@torch.no_grad()
 def predict_split(net, data: MultiLabelData, split: str):
     """(probabilities N x K, 0/1 targets N x K, images) of ``split``."""
-    probs, targets, images = [], [], []
-    for batch in data.loader(data.dataset(split, augment=False), shuffle=False):
-        probs.append(torch.sigmoid(net(batch["images"])))
-        targets.append(batch["labels"])
-        images.append(batch["images"])
-    if not probs:
-        k = len(data.classes)
-        return np.zeros((0, k)), np.zeros((0, k), int), None
-    return torch.cat(probs).numpy(), torch.cat(targets).numpy().astype(int), torch.cat(images)
+    probs, targets, images = predict_images(net, data, split, torch.sigmoid)
+    return probs, targets.astype(int), images
 
 
 def best_f1_thresholds(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -104,8 +98,9 @@ def evaluate_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
                         metrics_path: str | Path, reports_dir: str | Path, tables_dir: str | Path,
                         run_id: str | None = None) -> dict:
     net, info = load_classifier(model_dir)
+    net.to(accelerator_device(cfg.trainer.accelerator))
     tc = cfg.train.multilabel
-    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), 0, int(cfg.seed))
+    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, int(cfg.seed))
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
                          "re-run train@multilabel")

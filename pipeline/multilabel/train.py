@@ -35,7 +35,8 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     manifest, out_dir = Path(manifest), Path(out_dir)
     tc, seed = cfg.train.multilabel, int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
-    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), int(tc.num_workers), seed)
+    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed,
+                          tc.image_cache_mb)
     data.require_training_splits()
     input_size = data.input_size()
     net = build_classifier(cfg.model.multilabel, data.classes, input_size)

@@ -122,3 +122,56 @@ def test_sampler_shuffles_per_epoch_deterministically():
     assert [i for _, i in first] != [i for _, i in second]
     sampler.set_epoch(0)
     assert list(sampler) == first
+
+
+def training_batches(data, epochs=2) -> list[list[dict]]:
+    """The batches of the training's train loader over ``epochs``, as Lightning asks for them (the
+    loader again every epoch, its sampler told the epoch)."""
+    seen = []
+    for epoch in range(epochs):
+        loader = data.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        seen.append(list(loader))
+    return seen
+
+
+def test_training_loaders_keep_their_processes_and_give_the_same_batches_for_any_count(tiny_data):
+    from pipeline.classify.data import ClassificationData
+    from pipeline.detect.data import DetectionData
+
+    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
+    in_process = DetectionData(manifest, pipelines, batch_size=4, num_workers=0, seed=3)
+    with_workers = DetectionData(manifest, pipelines, batch_size=4, num_workers=2, seed=3)
+    assert with_workers.train_dataloader() is with_workers.train_dataloader()  # made once: workers persist
+    assert with_workers.train_dataloader().persistent_workers and not in_process.train_dataloader().persistent_workers
+    assert same_batches(training_batches(in_process), training_batches(with_workers))
+    patches = [ClassificationData(manifest, pipelines, 8, workers, 3, 1, 1, 0.2) for workers in (0, 2)]
+    first, second = (training_batches(p) for p in patches)
+    assert all(torch.equal(x["images"], y["images"]) for ea, eb in zip(first, second) for x, y in zip(ea, eb))
+    assert not torch.equal(first[0][0]["images"], first[1][0]["images"])  # each epoch its own augmentation
+
+
+def test_decoded_images_are_kept_between_epochs_and_change_no_batch(tiny_data, monkeypatch):
+    from pipeline.classify.data import ClassificationData
+    from pipeline.detect.data import DetectionData
+    from pipeline.io import image_cache
+
+    decoded = []
+    real = image_cache.read_image
+    monkeypatch.setattr(image_cache, "read_image", lambda path: decoded.append(path) or real(path))
+    manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
+    def same_images(a, b) -> bool:
+        return all(torch.equal(x["images"], y["images"]) for ea, eb in zip(a, b) for x, y in zip(ea, eb))
+
+    for make, same in ((lambda mb: DetectionData(manifest, pipelines, 4, 0, 3, mb), same_batches),
+                       (lambda mb: ClassificationData(manifest, pipelines, 8, 0, 3, 1, 1, 0.2, image_cache_mb=mb),
+                        same_images)):
+        decoded.clear()
+        cached = training_batches(make(64), epochs=3)
+        assert len(decoded) == len(set(decoded)) > 0  # each image decoded once, in the first epoch
+        uncached = make(0)
+        assert same(cached, training_batches(uncached, epochs=3))
+        assert not uncached.images.images  # a budget of 0 keeps nothing
+    tiny = image_cache.DecodedImages(0.01)  # 10 kB: less than one image
+    tiny.pixels(decoded[0])
+    assert tiny.used == 0 and not tiny.images
