@@ -39,6 +39,16 @@ def test_every_data_option_composes_to_a_valid_config_with_models_that_fit(optio
     assert cfg.data.models and all(kind in TASKS[m].data for m in cfg.data.models)
 
 
+def test_detection_presets_train_the_detector_alone_and_the_built_in_data_every_model():
+    detection = [p.stem for p in (CONF_DIR / "data").glob("*.yaml")
+                 if p.stem[0] != "_" and SOURCES[compose([f"data={p.stem}"]).data.format].TASK == "detection"]
+    assert {"voc", "coco", "kitti", "yolo", "csv", "raccoon", "bccd"} <= set(detection)
+    for option in detection:
+        expected = ["classifier", "fcn", "detector", "multilabel"] if option in ("synthetic", "synthetic_tiny") else [
+            "detector"]
+        assert list(compose([f"data={option}"]).data.models) == expected, option
+
+
 def test_override_syntax_reaches_nested_keys():
     cfg = compose(["data=raccoon", "data.root=/data/raccoon", "data.boxes.clip_tolerance=5"])
     assert (cfg.data.format, cfg.data.root, cfg.data.boxes.clip_tolerance) == ("voc", "/data/raccoon", 5)

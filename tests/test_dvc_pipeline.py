@@ -159,7 +159,9 @@ def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_
 
 def test_voc_detection_runs_the_detector_and_the_patch_classifier(repo_copy, shared_datasets, tmp_path):
     data = tiny_copy(shared_datasets / "raccoon", tmp_path / "raccoon", {"annotations": ".xml", "images": ".jpg"}, 14)
+    # the detection presets train the detector alone; the patch classifier is one override away
     out = run(["dvc", "exp", "run", "-S", "data=raccoon", "-S", f"data.root={data}", "-S", "data.duplicates=reject",
+               "-S", "data.models=[classifier,detector]",
                "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1",
                "-S", "train.detector.epochs=1", "-S", "train.detector.freeze_epochs=0",
                "-S", "augment.detector.input_size=[96,96]"], repo_copy)
