@@ -40,8 +40,21 @@ VALUE_CHECKS = (("train.detector.epochs", lambda cfg: training_epochs(cfg.train.
 
 def value_checks(cfg: DictConfig):
     yield from VALUE_CHECKS
-    for name in cfg.train:  # every training's loader settings
+    for name in cfg.train:  # every training's schedule and loader settings
+        yield f"train.{name}.epochs", lambda cfg, name=name: check_schedule(cfg.train[name], f"train.{name}")
         yield f"train.{name}.num_workers", lambda cfg, name=name: check_loading(cfg.train[name], f"train.{name}")
+
+
+def check_schedule(section: DictConfig, key: str) -> None:
+    """Counts that must be positive: epochs (or auto where a training has it) and batch sizes; a
+    frozen phase of 0 or more epochs. (A negative count would train for ever, 0 would train nothing.)"""
+    if isinstance(section.epochs, int) and section.epochs < 1:
+        raise ValueError(f"{key}.epochs: {section.epochs} is not a number of epochs to train; give 1 or more")
+    if section.freeze_epochs < 0:
+        raise ValueError(f"{key}.freeze_epochs: {section.freeze_epochs} is below 0; give 0 (no frozen phase) or more")
+    for sub, inner in (("", section), (".dense", section.get("dense"))):
+        if inner is not None and inner.batch_size < 1:
+            raise ValueError(f"{key}{sub}.batch_size: {inner.batch_size} is not a batch; give 1 or more")
 
 
 def check_values(cfg: DictConfig, where) -> None:

@@ -181,3 +181,18 @@ def test_models_the_data_cannot_train_are_refused_with_the_fix(data, models, fit
     message = str(error.value)
     assert "needs detection data" in message and "is classification data" in message
     assert message.endswith(f"train only what fits with -S 'data.models={fits}'")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.classifier.epochs=-1", "train.classifier.epochs: -1 is not a number of epochs to train; give 1 or more"),
+    ("train.multilabel.epochs=0", "train.multilabel.epochs: 0 is not a number of epochs to train; give 1 or more"),
+    ("train.classifier.batch_size=0", "train.classifier.batch_size: 0 is not a batch; give 1 or more"),
+    ("train.fcn.dense.batch_size=0", "train.fcn.dense.batch_size: 0 is not a batch; give 1 or more"),
+    ("train.detector.freeze_epochs=-1", "train.detector.freeze_epochs: -1 is below 0"),
+    ("train.detector.num_workers=-2", "train.detector.num_workers: -2 is not a count of loader processes"),
+    ("train.classifier.image_cache_mb=-1", "train.classifier.image_cache_mb: -1 is below 0"),
+])
+def test_counts_that_cannot_train_are_refused_before_any_work_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose([override])
+    compose(["train.fcn.dense.epochs=0", "train.classifier.num_workers=auto"])  # allowed: no dense phase; auto
