@@ -35,6 +35,12 @@ def accelerator_device(accelerator: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def training_device(datamodule) -> torch.device:
+    """The device a DataModule's batches go to: its Trainer's, else (no training) the CPU."""
+    trainer = datamodule.trainer
+    return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+
 def module_device(module: nn.Module) -> torch.device:
     """Where ``module``'s weights are (its first parameter or buffer); CPU for one without any."""
     for tensor in module.parameters():

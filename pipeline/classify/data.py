@@ -22,7 +22,7 @@ from pipeline.augment.build import load_pipeline
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
 from pipeline.data.split import require_training_splits
-from pipeline.devices import loader_options, module_device, to_device
+from pipeline.devices import loader_options, module_device, to_device, training_device
 from pipeline.hardware import loader_workers
 from pipeline.io.image_cache import DecodedImages
 from pipeline.io.images import read_image
@@ -121,17 +121,12 @@ class ClassificationData(L.LightningDataModule):
         return AugmentedDataset(len(items), lambda i: load_item(items[i], self.images), pipeline, self.seed,
                                 to_batch_item)
 
-    def device(self) -> torch.device:
-        """The device the batches go to: the training's, else the CPU."""
-        trainer = self.trainer
-        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-
     def loader(self, dataset, shuffle: bool, persistent: bool = False) -> DataLoader:
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed)
         if isinstance(dataset, FeatureDataset):  # tensors already in memory (on the training's device)
             return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
-                          **loader_options(self.num_workers, self.device(), persistent))
+                          **loader_options(self.num_workers, training_device(self), persistent))
 
     def phase_loader(self, split: str) -> DataLoader:
         """The training's loader of ``split`` in the current phase (cached features or images), made once

@@ -17,7 +17,6 @@ from typing import Mapping
 
 import albumentations as A
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, augment, detection_collate
@@ -25,7 +24,7 @@ from pipeline.augment.build import bbox_params, load_pipeline, load_tiles
 from pipeline.augment.stage import detection_example
 from pipeline.data.manifest import Manifest
 from pipeline.data.split import require_training_splits
-from pipeline.devices import loader_options
+from pipeline.devices import loader_options, training_device
 from pipeline.hardware import loader_workers
 from pipeline.io.image_cache import DecodedImages
 from pipeline.predict.tiles import windows
@@ -112,10 +111,9 @@ class DetectionData(L.LightningDataModule):
 
     def loader(self, split: str, augment: bool, shuffle: bool, persistent: bool = False) -> DataLoader:
         dataset = self.dataset(split, augment)
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, self.seed),
                           collate_fn=detection_collate, drop_last=augment and self.lone_last_image(split),
-                          **loader_options(self.num_workers, device, persistent))
+                          **loader_options(self.num_workers, training_device(self), persistent))
 
     def training_loader(self, split: str) -> DataLoader:
         """The training's loader of ``split``, made once: Lightning asks for it every epoch, and its
