@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +37,17 @@ def stage(name: str, params: Path, *args: str, paused: Path | None = None) -> su
     """A stage script in its own process group, as DVC would run it; with ``paused``, its training
     waits at the start of the second epoch, ``paused`` written (tests/paused_stage.py)."""
     wrapper = ["tests/paused_stage.py", str(paused)] if paused else []
-    return subprocess.Popen([sys.executable, *wrapper, f"stages/{name}.py", "--params", str(params), *args],
-                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe that nobody reads would block the stage
+    process = subprocess.Popen([sys.executable, *wrapper, f"stages/{name}.py", "--params", str(params), *args],
+                               cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                               start_new_session=True)
+    process.log = log
+    return process
+
+
+def stderr_of(process: subprocess.Popen) -> str:
+    process.log.seek(0)
+    return process.log.read()
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -46,7 +55,7 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> None
     while not condition():
         if process.poll() is not None:
             pytest.fail(f"the stage ended (status {process.returncode}) before the point to kill it: "
-                        f"{process.stderr.read()[-2000:]}")
+                        f"{stderr_of(process)[-2000:]}")
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail("the stage never reached the point to kill it")
@@ -111,7 +120,7 @@ def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_runn
     assert run_status(cfg, run_id) == "KILLED"
     resumed = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(tmp_path / "model"),
                     "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert resumed.wait(timeout=300) == 0, stderr_of(resumed)
     assert json.loads((tmp_path / "model/run.json").read_text())["run_id"] == run_id  # the same run, continued
     assert run_status(cfg, run_id) == "FINISHED" and not partial_dir(tmp_path / "model").exists()
     history = MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_metric_history(run_id, "val_loss")
@@ -159,8 +168,10 @@ def test_the_heatmap_networks_dense_phase_resumes_in_the_same_run(tiny_data, tmp
     data = ["--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines", str(tiny_data / "augment")]
     out = tmp_path / "fcn"
     dense_work = partial_dir(partial_dir(out) / "dense")
-    process = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out))
-    wait_for(lambda: (dense_work / "last.ckpt").is_file(), process)
+    flag = tmp_path / "fcn.paused"  # the dense phase waits for the kill at the start of its second epoch
+    process = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out), paused=flag)
+    wait_for(flag.is_file, process, timeout=1800)
+    assert (dense_work / "last.ckpt").is_file()
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=120)
     assert process.returncode != 0 and not out.exists()
@@ -169,7 +180,7 @@ def test_the_heatmap_networks_dense_phase_resumes_in_the_same_run(tiny_data, tmp
     assert run_status(cfg, run_id) == "KILLED"
     classifier_bytes = (partial_dir(out) / "classifier/best.ckpt").read_bytes()
     resumed = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out), "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert resumed.wait(timeout=300) == 0, stderr_of(resumed)
     assert (out / "fcn.pt").is_file() and (out / "classifier/best.ckpt").read_bytes() == classifier_bytes
     assert torch.load(out / "dense/last.ckpt", weights_only=True)["epoch"] == 2  # all three dense epochs
     assert json.loads((out / "run.json").read_text())["run_id"] == run_id and run_status(cfg, run_id) == "FINISHED"
