@@ -3,8 +3,9 @@
 Every trial's run is nested under it (MLflow's ``mlflow.parentRunId`` tag). Its id is kept in
 ``<sweep dir>/mlflow_parent.json`` so that trials launched elsewhere find it and a resumed sweep
 (the Optuna presets keep one sweep folder per study) goes on in the same parent run. At the
-end the parent gets the summary (pipeline.sweep.summary) and ends FINISHED; `sweep` ends it
-KILLED or FAILED when the sweep is interrupted or raises.
+end the parent gets the summary (pipeline.sweep.summary) and ends FINISHED, or FAILED with exit
+status 1 when no trial completed; `sweep` ends it KILLED or FAILED when the sweep is interrupted
+or raises.
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ class MlflowSweepCallback(Callback):
 
         parent = OPEN_PARENTS[-1]  # popped once summarised: if that fails, `sweep` ends it FAILED
         client = MlflowClient(tracking_uri=parent["tracking_uri"])
-        summary = summarise(client, parent, Path(str(config.hydra.sweep.dir)))
-        client.set_terminated(parent["run_id"], RunStatus.to_string(RunStatus.FINISHED))
+        summary, complete = summarise(client, parent, Path(str(config.hydra.sweep.dir)))
+        status = RunStatus.FINISHED if complete else RunStatus.FAILED
+        client.set_terminated(parent["run_id"], RunStatus.to_string(status))
         OPEN_PARENTS.pop()
         log.info(summary)
+        if not complete:  # nothing to choose from: the sweep failed, whatever Hydra's own status
+            raise SystemExit(f"{summary}: no trial completed; each failed trial's run in MLflow holds its "
+                             f"error.txt (parent run {parent['run_id']})")

@@ -117,8 +117,9 @@ def best_config(best: dict) -> str | None:
     return OmegaConf.to_yaml(cfg)
 
 
-def summarise(client: MlflowClient, parent: dict, sweep_dir: Path) -> str:
-    """Write the summary files into ``sweep_dir`` and log them to the parent run; returns a line."""
+def summarise(client: MlflowClient, parent: dict, sweep_dir: Path) -> tuple[str, int]:
+    """Write the summary files into ``sweep_dir`` and log them to the parent run; returns a line
+    and the number of trials that completed."""
     run_id = parent["run_id"]
     objective = client.get_run(run_id).data.params.get("sweep.objective", "objective")
     rows = trial_rows(client, parent)
@@ -146,4 +147,4 @@ def summarise(client: MlflowClient, parent: dict, sweep_dir: Path) -> str:
         client.log_artifact(run_id, str(sweep_dir / name))
     picture(rows, keys, objective, sweep_dir / "objective_vs_params.png")
     client.log_artifact(run_id, str(sweep_dir / "objective_vs_params.png"))
-    return line
+    return line, len(done)

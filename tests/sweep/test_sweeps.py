@@ -81,6 +81,19 @@ def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_f
     assert best_params.train.classifier.lr == float(best.data.params["train.classifier.lr"])
 
 
+def test_a_sweep_where_no_trial_completes_fails_with_its_summary(tmp_path):
+    sweep_dir = tmp_path / "grid"
+    done = subprocess.run(sweep_command(tmp_path, "sweep=classifier", "train.classifier.epochs=1",
+                                        "train.classifier.lr=-1,-2", f"hydra.sweep.dir={sweep_dir}"),
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "sweep: 2 trials, 0 complete: no trial completed" in done.stderr
+    client, parent = client_for(tmp_path), read_parent(sweep_dir)
+    top = client.get_run(parent["run_id"])
+    assert top.info.status == "FAILED" and top.data.metrics["trials_failed"] == 2
+    assert (sweep_dir / "trials.csv").read_text().count("failed") == 2  # the summary is written all the same
+
+
 def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp_path):
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "optuna"
     command = sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
