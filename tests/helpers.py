@@ -161,9 +161,7 @@ def add(root: Path, name: str, pixels=None, boxes=((11, 11, 30, 30),), classes=N
 
 
 def prepare_voc(tmp_path: Path, root: Path, fmt: str = "voc", **policy):
-    """prepare's (stats, manifest, {item: rejection}) for ``root`` (VOC: classes cat, dog)."""
-    if fmt == "voc":
-        policy = {"classes": ["cat", "dog"], **policy}
+    """prepare's (stats, manifest, {item: rejection}) for ``root``."""
     cfg = data_config(format=fmt, root=str(root), **policy)
     stats = prepare(cfg, 0, tmp_path / "out", tmp_path / "reports", tmp_path / "metrics.json")
     rejected = {r["item"]: r for r in json.loads((tmp_path / "out" / "rejected.json").read_text())}

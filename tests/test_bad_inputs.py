@@ -202,7 +202,7 @@ def test_inverted_box(tmp_path, root):
 
 def test_unknown_class(tmp_path, root):
     add(root, "zebra.png", noise_image(64, 48, 33), classes=["zebra"])
-    reason = quarantined(tmp_path, root, "images/zebra.png", "unknown_class")
+    reason = quarantined(tmp_path, root, "images/zebra.png", "unknown_class", classes=["cat"])
     assert "'zebra'" in reason and "data.classes" in reason
 
 

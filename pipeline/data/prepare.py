@@ -47,6 +47,19 @@ def record_classes(record: Record) -> list[str]:
     return [record.label] if record.label else [*record.labels, *record.box_classes]
 
 
+def check_classes_present(samples: list[Sample], classes: list[str], where) -> None:
+    """Every class that data.classes lists has accepted samples: one without any would be an output
+    the model can never learn. (A class that the dataset itself declares without samples, as COCO
+    subsets do, is a warning in stats.json.)"""
+    seen = set()
+    for s in samples:
+        seen.update([s.label] if s.label is not None else [*s.labels, *s.box_labels])
+    missing = [name for i, name in enumerate(classes) if i not in seen]
+    if missing:
+        raise DataError(f"{where}: no accepted sample of class {', '.join(map(repr, missing))}; remove it from "
+                        "data.classes, or add its images (reports/prepare lists the rejected ones)")
+
+
 def case_variants(records: list[Record], policy: str) -> list[str]:
     """Class names that differ only in case (``Cat``, ``cat``): with ``data.class_case: merge`` every
     variant takes the most frequent spelling (a note says so); with ``keep`` they stay apart and a
@@ -112,6 +125,9 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     classes = list(cfg.classes or declared or discover_classes(records, source.TASK))
     if not classes:
         raise DataError(f"{where}: no class names found; set data.classes")
+    if source.TASK == "classification" and len(classes) < 2:
+        raise DataError(f"{where}: one class ({classes[0]!r}); a classifier needs two or more: add a folder of "
+                        "images of another class (for example 'background', images without the object)")
     source_info = {"format": cfg.format, "root": str(cfg.root) if root is not None else None}
     with atomic_dir(out_dir) as tmp:
         outcome = validate(records, source.TASK, classes, Policy.from_config(cfg), sink=ImageWriter(tmp),
@@ -121,6 +137,8 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
         if not outcome.accepted:
             first = "; ".join(r.reason for r in outcome.rejected[:3])
             raise DataError(f"{where}: all {len(records)} samples were rejected, e.g. {first}")
+        if cfg.classes:
+            check_classes_present(outcome.accepted, classes, where)
         assign_splits(outcome.accepted, ratios_from_config(cfg.split), seed)
         manifest = Manifest(source.TASK, classes, outcome.accepted, source_info, root=tmp)
         stats = {**compute_stats(manifest, outcome, len(records)), "split_source": split_used}

@@ -10,9 +10,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
+from pipeline.data.prepare import DataError
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add, make_truths, noise_image, prepare_voc, write_coco, write_csv, write_folders, write_image
 
@@ -160,3 +162,19 @@ def test_a_server_that_accepts_but_never_answers_is_refused_within_ten_seconds()
         with pytest.raises(ValueError, match=f"MLflow tracking server {uri} is not reachable .*timed out"):
             check_reachable(uri)
         assert time.monotonic() - start < 10
+
+
+def test_one_class_to_classify_is_refused_before_any_work(tmp_path):
+    root = tmp_path / "src"
+    write_folders(root, {"dolphin": 3})
+    with pytest.raises(DataError, match=r"one class \('dolphin'\); a classifier needs two or more: add a folder"):
+        prepared(tmp_path, root, "folders")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_listed_class_without_any_sample_is_refused_by_name(tmp_path):
+    root = tmp_path / "src"
+    write_folders(root, {"cat": 3, "dog": 3})
+    with pytest.raises(DataError, match=r"no accepted sample of class 'whale'; remove it from data.classes"):
+        prepared(tmp_path, root, "folders", classes=["cat", "dog", "whale"])
+    assert not (tmp_path / "out").exists()  # no manifest of a class the model could never learn

@@ -56,7 +56,7 @@ EXPECTED_REJECTIONS = {
 
 
 def test_broken_folder_one_reason_per_bad_sample_and_counts_reconcile(tmp_path, broken):
-    stats, manifest, rejected = prepare_voc(tmp_path, broken)
+    stats, manifest, rejected = prepare_voc(tmp_path, broken, classes=["cat"])
     assert {k: r["code"] for k, r in rejected.items()} == EXPECTED_REJECTIONS
     accepted = {s.id for s in manifest.samples}
     assert accepted == {f"images/good_{i}.png" for i in range(4)} | {"images/outside_near.png"}
@@ -69,7 +69,7 @@ def test_broken_folder_one_reason_per_bad_sample_and_counts_reconcile(tmp_path, 
 
 
 def test_policy_knobs_change_outcomes(tmp_path, broken):
-    stats, manifest, rejected = prepare_voc(tmp_path, broken, allow_unannotated=True,
+    stats, manifest, rejected = prepare_voc(tmp_path, broken, classes=["cat"], allow_unannotated=True,
                                             boxes={"clip_tolerance": 50.0, "min_size": 1.0})
     ids = {s.id for s in manifest.samples}
     assert "images/no_annotation.png" in ids and "images/outside_far.png" in ids
@@ -154,7 +154,7 @@ def test_all_rejected_is_a_clear_error(tmp_path):
     root = tmp_path / "src"
     add(root, "a.png", noise_image(64, 48, 1), classes=["zebra"])
     with pytest.raises(DataError, match="all 1 samples were rejected.*zebra"):
-        prepare_voc(tmp_path, root)
+        prepare_voc(tmp_path, root, classes=["cat"])
 
 
 def test_classification_unknown_label_is_rejected(tmp_path):
