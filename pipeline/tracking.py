@@ -11,9 +11,11 @@ repository, log to the project's store. Telemetry is switched off when ``pipelin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -175,6 +177,22 @@ def run_tags(stage: str, manifest_path: str | Path, parent_run_id: str | None = 
 
 
 CREDENTIALS = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")  # scheme://user:password@host
+
+
+def metric_keys(names) -> dict[str, str]:
+    """A valid MLflow key for each metric name: class names may hold any character a file name
+    can ('dolphin (bottlenose)', 'delfín 🐬'), MLflow keys only letters, digits and ``_-. /``.
+    Others become ``_``; names that would then collide get a short digest of the original. The
+    real names stay in the metrics files and reports."""
+    names = list(names)
+    safe = {name: re.sub(r"[^\w.\- ]", "_", name) for name in names}
+    taken = Counter(safe.values())
+    keys = {}
+    for name, key in safe.items():
+        if key != name and (taken[key] > 1 or key in safe):
+            key = f"{key}_{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+        keys[name] = key
+    return keys
 
 
 def redact(value: str) -> str:

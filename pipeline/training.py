@@ -34,6 +34,7 @@ from pipeline.tracking import (
     ensure_experiment,
     flat_params,
     log_dataset,
+    metric_keys,
     redact,
     redacted,
     run_label,
@@ -261,7 +262,8 @@ def log_to_run(cfg: DictConfig, model_dir: str | Path, metrics: dict[str, float]
     client = MlflowClient(tracking_uri=uri)
     journal = Journal(pending_dir)
     now = int(time.time() * 1000)
-    values = {name: float(value) for name, value in metrics.items()}
+    keys = metric_keys(metrics)
+    values = {keys[name]: float(value) for name, value in metrics.items()}
     sent = not values or guarded(uri, journal, run_id,
                                  lambda: client.log_batch(run_id, [Metric(k, v, now, 0) for k, v in values.items()]),
                                  "metrics", metrics=values, step=0, timestamp=now)

@@ -101,3 +101,22 @@ def test_make_ui_prints_each_project_experiment_in_the_training_view(tmp_path):
     client.create_experiment("made by another tool")  # not the project's: not listed
     assert experiment_lines(store, "http://127.0.0.1:5000") == [
         f"cvpipe: http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning  (1 run)"]
+
+
+def test_metrics_of_any_class_name_reach_the_run_under_distinct_valid_keys(tmp_path, monkeypatch):
+    from pipeline.training import log_to_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = OmegaConf.create({"logger": logger_cfg()})
+    uri, experiment_id = ensure_experiment(cfg.logger)
+    client = MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(experiment_id).info.run_id
+    names = ["delfín 🐬", "dolphin (bottlenose)", "a+b", "a#b", "a_b", "x,y", "plain"]
+    log_to_run(cfg, tmp_path, {f"eval_val_recall_{n}": i / 10 for i, n in enumerate(names)}, [], "evaluation",
+               tmp_path / "pending", run_id)
+    logged = client.get_run(run_id).data.metrics
+    assert len(logged) == len(names)  # none lost, none merged
+    assert sorted(logged.values()) == [i / 10 for i in range(len(names))]
+    assert logged["eval_val_recall_plain"] == 0.6 and logged["eval_val_recall_a_b"] == 0.4  # valid names kept
+    assert logged["eval_val_recall_dolphin _bottlenose_"] == 0.1
