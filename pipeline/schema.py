@@ -73,6 +73,11 @@ class CsvData(Data):
 
 
 @dataclass
+class MultilabelCsvData(CsvData):
+    label_separator: str = MISSING  # between the labels of one image (" ": any whitespace)
+
+
+@dataclass
 class CocoData(CsvData):
     split_files: Optional[Dict[str, CocoSplitFile]] = MISSING  # split -> its own annotation file and images
 
@@ -104,7 +109,7 @@ class SyntheticData(Data):
 
 
 DATA_FORMATS = {"folders": FolderData, "voc": VocData, "coco": CocoData, "csv": CsvData, "kitti": KittiData,
-                "yolo": YoloData, "synthetic": SyntheticData, "multilabel_csv": CsvData}
+                "yolo": YoloData, "synthetic": SyntheticData, "multilabel_csv": MultilabelCsvData}
 
 # --- augmentation ---------------------------------------------------------------------------------
 

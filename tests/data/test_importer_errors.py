@@ -207,3 +207,24 @@ def test_multilabel_csv_label_sets_and_each_faulty_row(tmp_path):
     assert "empty filename" in rejected["labels.csv:line 6"]["reason"]
     assert rejected["images/gone.png"]["code"] == "annotation_without_image"
     assert rejected["images/img_05.png"]["code"] == "image_without_annotation"
+
+
+def test_multilabel_csv_separator_is_a_setting_and_a_label_holding_another_is_refused(tmp_path):
+    from pipeline.data.manifest import Manifest
+    from tests.helpers import write_images
+
+    root = tmp_path / "src"
+    write_images(root, make_truths(n=3))
+    (root / "labels.csv").write_text("filename,labels\nimg_00.png,dog;cat\nimg_01.png,bird\nimg_02.png, cat ; bird\n")
+    cfg = data_config(format="multilabel_csv", root=str(root), images_dir="images", annotation_file="labels.csv")
+    with pytest.raises(ValueError, match=r"labels.csv line 2: label 'dog;cat' holds ';' while labels are separated "
+                                         r"by a space; if ';' separates the labels, set data.label_separator=';'"):
+        prepare(cfg, 0, tmp_path / "out", tmp_path / "r", tmp_path / "m.json")
+    assert not (tmp_path / "out").exists()
+    cfg.label_separator = ";"
+    prepare(cfg, 0, tmp_path / "out", tmp_path / "r", tmp_path / "m.json")
+    manifest = Manifest.read(tmp_path / "out/manifest.json")
+    assert manifest.classes == ["bird", "cat", "dog"]
+    labels = {s.origin: [manifest.classes[c] for c in s.labels] for s in manifest.samples}
+    assert labels == {"images/img_00.png": ["cat", "dog"], "images/img_01.png": ["bird"],
+                      "images/img_02.png": ["bird", "cat"]}
