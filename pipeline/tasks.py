@@ -28,6 +28,8 @@ class Task:
     monitors: tuple[str, ...]  # per-epoch metrics `train.<task>.monitor` may choose (best checkpoint, early stop)
     objectives: tuple[str, ...] = ()  # validation metrics a sweep may maximise (none: not sweepable)
     monitor: str = ""          # per-epoch metric a sweep's pruner watches
+    outputs: tuple[str, ...] = ("probabilities",)  # the exported graph's outputs, in order
+    class_axis: int = -1       # the axis of the first output that holds one value per label
 
     def step(self, name: str):
         """The function of step ``name`` (train, evaluate, export)."""
@@ -51,14 +53,15 @@ TASKS = {
              trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
              reported=("speed_ratio", "pointing_game.fcn", "pointing_game.sliding", "ap50.fcn"),
              monitors=("val_loss", "val_acc", "val_f1"),  # its patch classifier's; the dense phase: its loss
-             key_metric=("pointing_game", "fcn")),
+             key_metric=("pointing_game", "fcn"), class_axis=1),
         Task("detector", ("detection",), "detector",
              train="pipeline.detect.train:train_detector",
              evaluate="pipeline.detect.evaluate:evaluate_detector",
              export="pipeline.export.build:load_detector_export",
              trained=("val_map_50", "val_map"), reported=("*.map_50", "*.map"),
              monitors=("val_loss", "val_map_50", "val_map"),
-             key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50"),
+             key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50",
+             outputs=("scores", "boxes")),
         Task("multilabel", ("detection", "multilabel"), "multilabel",
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",

@@ -33,6 +33,7 @@ from pipeline.predict import draw, tasks
 from pipeline.predict.bundle import (
     BUNDLE_FILE,
     CARD_FILE,
+    FORMAT_VERSION,
     INT8_FILE,
     ONNX_FILE,
     PT2_FILE,
@@ -302,7 +303,8 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
     model_dir, manifest_path = Path(model_dir), Path(manifest_path)
     metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
     ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path), metrics)
-    spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx"}
+    spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx",
+            "format_version": FORMAT_VERSION}
     with atomic_dir(out_dir) as out:
         program = exported_program(ex)
         torch.export.save(program, out / PT2_FILE)

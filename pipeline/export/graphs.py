@@ -12,9 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.tasks import TASKS
+
 
 class ClassifierGraph(nn.Module):
-    outputs = ("probabilities",)
+    outputs = TASKS["classifier"].outputs
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -28,7 +30,7 @@ class FCNGraph(nn.Module):
     """The FCN without its small-input padding (a shape-dependent branch): `predict` pads inputs
     smaller than a window with the mean colour itself."""
 
-    outputs = ("probabilities",)
+    outputs = TASKS["fcn"].outputs
 
     def __init__(self, fcn: nn.Module):
         super().__init__()
@@ -39,7 +41,7 @@ class FCNGraph(nn.Module):
 
 
 class DetectorGraph(nn.Module):
-    outputs = ("scores", "boxes")
+    outputs = TASKS["detector"].outputs
 
     def __init__(self, net: nn.Module, anchors: torch.Tensor, coder, input_size: tuple[int, int]):
         super().__init__()

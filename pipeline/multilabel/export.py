@@ -12,12 +12,13 @@ from torch import nn
 from pipeline.data.manifest import Manifest
 from pipeline.export.build import SAMPLES, Exportable, image_preprocessing, val_pixels
 from pipeline.predict.preprocess import fit_batch
+from pipeline.tasks import TASKS
 
 
 class MultiLabelGraph(nn.Module):
     """Images B x 3 x H x W (0..255) -> independent class probabilities B x K."""
 
-    outputs = ("probabilities",)
+    outputs = TASKS["multilabel"].outputs
 
     def __init__(self, net: nn.Module):
         super().__init__()

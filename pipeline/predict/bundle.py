@@ -12,6 +12,7 @@ import numpy as np
 from pipeline.tasks import TASKS
 
 BUNDLE_FILE, ONNX_FILE, PT2_FILE, INT8_FILE = "bundle.json", "model.onnx", "model.pt2", "model.int8.onnx"
+FORMAT_VERSION = 1  # of bundle.json and the graph's inputs and outputs; raised when `predict` must change
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
 
 # What `predict` reads from bundle.json, per task (checked before any image is read).
@@ -30,8 +31,8 @@ REEXPORT = "re-export the bundle (dvc repro export@<model>)"
 
 
 def check_spec(spec, path: Path) -> None:
-    """One clear error for a bundle.json that `predict` cannot use: not an object, an unknown task or a
-    missing key."""
+    """One clear error for a bundle.json that `predict` cannot use: not an object, an unknown task, a
+    missing key, another format or version, sizes that are not sizes."""
     fix = REEXPORT
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: not a JSON object; {fix}")
@@ -46,6 +47,34 @@ def check_spec(spec, path: Path) -> None:
             node = node[part]
     if not isinstance(spec["labels"], list) or not spec["labels"]:
         raise ValueError(f"{path}: 'labels' must be a non-empty list of class names; {fix}")
+    if spec.get("format") != "onnx" or spec.get("format_version") != FORMAT_VERSION:
+        found = f"format {spec.get('format')!r} version {spec.get('format_version')!r}"
+        newer = isinstance(spec.get("format_version"), int) and spec["format_version"] > FORMAT_VERSION
+        raise ValueError(f"{path}: a bundle of {found}; this `predict` reads 'onnx' version {FORMAT_VERSION}: "
+                         + ("update the pipeline" if newer else fix))
+    pre = spec["preprocessing"]
+    for key in ("input_size", "window"):
+        value = pre.get(key)
+        if value is not None and not (isinstance(value, list) and len(value) == 2
+                                      and all(isinstance(v, int) and v > 0 for v in value)):
+            raise ValueError(f"{path}: preprocessing.{key} {value!r} is not [width, height] in pixels; {fix}")
+
+
+def check_model(spec: dict, session, path: Path) -> None:
+    """bundle.json describes this graph: its input, its outputs (which tell the task) and one value
+    per label."""
+    inputs = [i.name for i in session.get_inputs()]
+    if spec["input"] not in inputs:
+        raise ValueError(f"{path}: input {spec['input']!r} is not the model's input ({', '.join(inputs)}); "
+                         f"{REEXPORT}")
+    task, outputs = TASKS[spec["task"]], session.get_outputs()
+    names = tuple(o.name for o in outputs)
+    if names != task.outputs:
+        raise ValueError(f"{path}: the model's outputs {', '.join(names)} are not a {task.name}'s "
+                         f"({', '.join(task.outputs)}): bundle.json's 'task' does not match the model; {REEXPORT}")
+    per_image = outputs[0].shape[task.class_axis] if outputs[0].shape else None
+    if isinstance(per_image, int) and per_image != len(spec["labels"]):
+        raise ValueError(f"{path}: {len(spec['labels'])} labels for a model with {per_image} classes; {REEXPORT}")
 
 
 def session_of(model: Path, threads: int = 0):
@@ -87,10 +116,7 @@ class Bundle:
         if not model.is_file():
             raise FileNotFoundError(f"{model} not found: the bundle is incomplete; re-export it")
         session = session_of(model, threads)
-        inputs = [i.name for i in session.get_inputs()]
-        if spec["input"] not in inputs:
-            raise ValueError(f"{path}: input {spec['input']!r} is not the model's input ({', '.join(inputs)}); "
-                             f"{REEXPORT}")
+        check_model(spec, session, path)
         return cls(root, spec, session)
 
     @property

@@ -14,7 +14,9 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -36,6 +38,32 @@ def image_paths(inputs: Iterable[str]) -> Iterator[Path]:
             raise FileNotFoundError(f"{path}: no such image or folder")
 
 
+def shown(path: Path) -> str:
+    """A file's name for a line of output: as it is, or quoted with escapes when it holds a line
+    break or another control character (one line per image, whatever the names)."""
+    name = path.name
+    return json.dumps(name, ensure_ascii=False) if any(not c.isprintable() for c in name) else name
+
+
+class PictureNames:
+    """The picture of each image, ``<stem>_<kind>.png`` in the output folder; images whose stems meet
+    (``a/photo.jpg``, ``b/photo.jpg``, ``photo.png``) are named after their whole path instead
+    (``a_photo.jpg_boxes.png``), so no picture overwrites another."""
+
+    def __init__(self, paths: Iterable[Path]):
+        self.stems = Counter(p.stem for p in paths)
+        self.used: set[str] = set()
+
+    def __call__(self, path: Path, kind: str) -> str:
+        base = path.stem if self.stems[path.stem] == 1 else "_".join(p for p in path.parts if p not in ("/", ".."))
+        name, n = f"{base}_{kind}.png", 1
+        while name in self.used:  # the same file given twice
+            n += 1
+            name = f"{base}_{n}_{kind}.png"
+        self.used.add(name)
+        return name
+
+
 def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
     """The classic one-line-per-image format: ``name is a <best> c1=p1% c2=p2% ...``."""
     best = classes[int(probs.argmax())]
@@ -51,8 +79,11 @@ class JsonStream:
 
     def __init__(self, path: str | Path | None, kind: str):
         self.path = Path(path) if path else None
-        self.partial = self.path.with_name(f".{self.path.name}.partial") if self.path else None
-        self.file = open(self.partial, "w") if self.partial else None
+        self.file = None
+        if self.path:  # a name of its own: two runs writing one path at once never mix their entries
+            self.file = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+                                                    suffix=".partial", delete=False)
+            self.partial = Path(self.file.name)
         self.close_mark, self.first = ("}" if kind == "object" else "]"), True
         if self.file:
             self.file.write("{" if kind == "object" else "[")
@@ -110,7 +141,8 @@ def batches(paths: Iterable[Path], size: int, failed: list,
 
 def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, quiet: bool,
         max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
-    total = sum(1 for _ in image_paths(inputs))  # a walk that keeps no paths: progress shows "n/total"
+    names = PictureNames(image_paths(inputs))  # one walk: the total for progress, stems for picture names
+    total = sum(names.stems.values())
     if not total:
         raise FileNotFoundError(f"{' '.join(inputs)}: no image files found "
                                 f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -125,18 +157,18 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
             pixels = [px for _, px in group]
             if bundle.task == "classifier":
                 for (path, px), probs in zip(group, tasks.classify(bundle, pixels)):
-                    print(format_line(path.name, probs, labels), flush=True)
+                    print(format_line(shown(path), probs, labels), flush=True)
                     stream.add({c: float(p) for c, p in zip(labels, probs)}, str(path))
                     if out:
-                        draw.classes_picture(px, probs, labels).save(out / f"{path.stem}_classes.png")
+                        draw.classes_picture(px, probs, labels).save(out / names(path, "classes"))
             elif bundle.task == "multilabel":
                 for (path, px), found in zip(group, tasks.tag(bundle, pixels)):
                     listed = ", ".join(f"{name} {p:.3f}" for name, p in found)
-                    print(f"{path.name}: {len(found)} classes above threshold{': ' if found else ''}{listed}",
+                    print(f"{shown(path)}: {len(found)} classes above threshold{': ' if found else ''}{listed}",
                           flush=True)
                     stream.add(dict(found), str(path))
                     if out:
-                        draw.caption_picture(px, listed or "-").save(out / f"{path.stem}_classes.png")
+                        draw.caption_picture(px, listed or "-").save(out / names(path, "classes"))
             elif bundle.task == "detector":
                 for (path, px), found in zip(group, tasks.detect(bundle, pixels)):
                     image_id += 1
@@ -149,18 +181,18 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
                     strong = [f"{labels[int(lab)]} {s:.2f}"
                               for s, lab in zip(found["scores"], found["labels"]) if s >= 0.3]
                     listed = f": {', '.join(strong)}" if strong else ""
-                    print(f"{path.name}: {len(strong)} objects (score >= 0.3){listed}", flush=True)
+                    print(f"{shown(path)}: {len(strong)} objects (score >= 0.3){listed}", flush=True)
                     if out:
-                        draw.boxes_picture(px, found, labels).save(out / f"{path.stem}_boxes.png")
+                        draw.boxes_picture(px, found, labels).save(out / names(path, "boxes"))
             else:
                 path, px = group[0]
                 probs = tasks.heatmaps(bundle, px)
                 background = bundle.spec["postprocessing"].get("background")
                 peaks = {c: float(p.max()) for c, p in zip(labels, probs) if c != background}
-                print(f"{path.name}: peak " + " ".join(f"{c}={p:.3f}" for c, p in peaks.items()), flush=True)
+                print(f"{shown(path)}: peak " + " ".join(f"{c}={p:.3f}" for c, p in peaks.items()), flush=True)
                 stream.add(peaks, str(path))
                 if out:
-                    draw.heatmap_picture(px, probs, labels, background).save(out / f"{path.stem}_heatmap.png")
+                    draw.heatmap_picture(px, probs, labels, background).save(out / names(path, "heatmap"))
             done += len(group)
             progress.advance(done + len(failed))
     except BaseException:
@@ -208,6 +240,10 @@ def main(argv=None) -> int:
         return run(bundle, args.inputs, args.json, args.out, args.batch, args.quiet, args.max_pixels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # --out or --json where this user cannot write, or under a file
+        print(f"error: {exc.filename}: {exc.strerror}; give --out / --json a folder you can write to",
+              file=sys.stderr)
         return 1
 
 

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from pipeline.predict import cli, draw
-from pipeline.predict.bundle import REQUIRED, Bundle, check_spec
+from pipeline.predict.bundle import FORMAT_VERSION, REQUIRED, Bundle, check_spec
 from tests.export.test_predict_numbers import FixedSession
 
 LABELS = ["apple", "bee"]
+FORMAT = {"format": "onnx", "format_version": FORMAT_VERSION}
 
 
 def mean_colour_session(activation):
@@ -237,10 +238,10 @@ def test_format_line_names_the_best_class_with_its_article():
 @pytest.mark.parametrize("task", sorted(REQUIRED))
 def test_bundle_json_missing_any_key_its_task_needs_is_named(task, tmp_path):
     def complete() -> dict:
-        spec = {"task": task, "labels": ["a"], "input": "images", "preprocessing": {}, "postprocessing": {}}
+        spec = {"task": task, "labels": ["a"], "input": "images", "preprocessing": {}, "postprocessing": {}, **FORMAT}
         for key in REQUIRED[task]:
             section, name = key.split(".")
-            spec[section][name] = 1
+            spec[section][name] = [8, 8] if name in ("input_size", "window") else 1
         check_spec(spec, tmp_path / "bundle.json")  # complete: passes
         return spec
 
@@ -368,7 +369,8 @@ def onnx_bundle(folder: Path) -> Path:
     folder.mkdir(parents=True)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     save(model, str(folder / "model.onnx"))
-    spec = {"task": "classifier", "labels": LABELS, "input": "images", "preprocessing": IMAGE, "postprocessing": {}}
+    spec = {"task": "classifier", "labels": LABELS, "input": "images", "preprocessing": IMAGE, "postprocessing": {},
+            **FORMAT}
     (folder / "bundle.json").write_text(json.dumps(spec))
     return folder
 
@@ -393,7 +395,7 @@ def test_predict_main_loads_a_bundle_and_classifies(images, tmp_path, capsys):
 
 def test_a_tiled_detector_bundle_without_its_tile_settings_is_refused(tmp_path):
     post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10}
-    spec = {"task": "detector", "labels": ["a"], "input": "images", "postprocessing": post,
+    spec = {"task": "detector", "labels": ["a"], "input": "images", "postprocessing": post, **FORMAT,
             "preprocessing": {"input_size": [8, 8], "resize": "tile", "pad_fill": 114}}
     with pytest.raises(ValueError, match=r"missing key 'preprocessing.tiles.overlap'"):
         check_spec(spec, tmp_path / "bundle.json")
@@ -402,3 +404,61 @@ def test_a_tiled_detector_bundle_without_its_tile_settings_is_refused(tmp_path):
         check_spec(spec, tmp_path / "bundle.json")
     spec["preprocessing"]["tiles"]["merge_ios"] = 0.5
     check_spec(spec, tmp_path / "bundle.json")
+
+
+def test_bundle_json_that_does_not_describe_its_model_is_refused(tmp_path):
+    """Labels against the model's classes, the task against its outputs, sizes, and the format
+    and version that export records: each one line naming bundle.json, before any image is read."""
+    folder = onnx_bundle(tmp_path / "bundle")
+    spec = json.loads((folder / "bundle.json").read_text())
+    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 10, "max_detections": 5}
+    for edit, message in (({"labels": ["apple", "bee", "cat"]}, "3 labels for a model with 2 classes"),
+                          ({"task": "detector", "postprocessing": post},
+                           "outputs probabilities are not a detector's .scores, boxes.: bundle.json's 'task'"),
+                          ({"preprocessing": {**IMAGE, "input_size": [0, 0]}},
+                           r"preprocessing.input_size \[0, 0\] is not \[width, height\]"),
+                          ({"format_version": FORMAT_VERSION + 1}, "this `predict` reads 'onnx' version .*: update"),
+                          ({"format": "onnx-v9"}, "a bundle of format 'onnx-v9'.*re-export"),
+                          ({"format_version": None}, "version None.*re-export")):
+        (folder / "bundle.json").write_text(json.dumps({**spec, **edit}))
+        with pytest.raises(ValueError, match=message):
+            Bundle.load(folder)
+        assert cli.main([str(folder), str(tmp_path), "--quiet"]) == 1  # one line, no traceback
+
+
+def test_pictures_of_images_whose_names_meet_are_all_kept_and_odd_names_stay_on_one_line(tmp_path, capsys):
+    write(tmp_path / "in", "a/photo.jpg", (255, 0, 0))
+    write(tmp_path / "in", "b/photo.jpg", (0, 0, 255))
+    write(tmp_path / "in", "photo.png", (0, 0, 255))
+    write(tmp_path / "in", "new\nline.png", (255, 0, 0))
+    inputs = [str(tmp_path / "in"), str(tmp_path / "in/photo.png")]  # one image twice
+    assert cli.run(bundle("classifier"), inputs, None, tmp_path / "pics", 2, quiet=True) == 0
+    assert len(list((tmp_path / "pics").iterdir())) == 5  # a picture per image given
+    assert (tmp_path / "pics/new\nline_classes.png").is_file()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[2].startswith('"new\\nline.png" is an apple')
+
+
+def test_two_runs_writing_one_json_at_once_never_mix(tmp_path):
+    first, second = cli.JsonStream(tmp_path / "p.json", "object"), cli.JsonStream(tmp_path / "p.json", "object")
+    for i in range(3):
+        first.add(i, f"first{i}")
+        second.add(i, f"second{i}")
+    first.close()
+    second.close()
+    assert json.loads((tmp_path / "p.json").read_text()) == {f"second{i}": i for i in range(3)}  # the last, whole
+    assert list(tmp_path.glob(".*partial")) == []
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(images, tmp_path, capsys, monkeypatch):
+    folder = onnx_bundle(tmp_path / "bundle")
+    (tmp_path / "file").write_text("")
+    assert cli.main([str(folder), str(images), "--out", str(tmp_path / "file/pics"), "--quiet"]) == 1
+    assert "file/pics: Not a directory; give --out / --json a folder you can write to" in capsys.readouterr().err
+
+    def refused(self, *args, **kwargs):  # what a read-only folder answers (the tests may run as root)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    assert cli.main([str(folder), str(images), "--out", str(tmp_path / "locked/pics"), "--quiet"]) == 1
+    assert "locked/pics: Permission denied; give --out / --json a folder you can write to" in capsys.readouterr().err
