@@ -62,6 +62,20 @@ def test_coco_images_sharing_an_id_are_rejected_by_id(tmp_path):
     assert stats["accepted"] == 2 and {s.origin for s in manifest.samples} == {f"images/{t.name}" for t in truths[2:]}
 
 
+def test_a_coco_image_file_listed_under_two_ids_is_rejected_naming_both(tmp_path):
+    truths = make_truths(n=4)
+    write_coco(tmp_path / "src", truths)
+    data = coco(tmp_path / "src")
+    data["images"].append({**data["images"][0], "id": 77})
+    data["annotations"].append({**data["annotations"][0], "id": 900, "image_id": 77})
+    (tmp_path / "src/annotations.json").write_text(json.dumps(data))
+    stats, manifest, rejected = prepared(tmp_path, tmp_path / "src", "coco")
+    item = f"images/{truths[0].name}"
+    assert set(rejected) == {item} and rejected[item]["code"] == "bad_annotation"
+    assert f"{item} is listed under image ids 1, 77; list it once" in rejected[item]["reason"]
+    assert stats["found"] == 4 and {s.origin for s in manifest.samples} == {f"images/{t.name}" for t in truths[1:]}
+
+
 def test_coco_crowd_regions_are_ignored_and_counted(tmp_path):
     truths = make_truths(n=3)
     write_coco(tmp_path / "src", truths)

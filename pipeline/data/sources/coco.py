@@ -3,7 +3,7 @@
 COCO boxes are ``[x, y, width, height]`` in absolute pixels. Class ids follow the
 order of the categories sorted by their COCO id. An annotation without ``bbox`` takes the extent
 of its polygon segmentation; crowd regions (``iscrowd: 1``) are ignored and counted; images that
-share one id are rejected with that id.
+share one id are rejected with that id, an image file listed under several ids with those ids.
 """
 
 from __future__ import annotations
@@ -81,7 +81,24 @@ def read_file(root: Path, images_dir: Path, ann_name: str) -> tuple[list[Record]
         category = int(ann.get("category_id", -1))
         record.boxes.append(box)
         record.box_classes.append(categories.get(category, f"<category id {category}>"))
-    return records, categories
+    return without_files_listed_twice(records, by_image, ann_name), categories
+
+
+def without_files_listed_twice(records: list[Record], by_image: dict[int, Record], ann_name: str) -> list[Record]:
+    """One image file under several ids: its annotations are split between them, and keeping one id's
+    would drop the other's objects as if they were background. The file is rejected once, naming
+    the ids."""
+    ids_of: dict[str, list[int]] = {}
+    for image_id, record in by_image.items():
+        ids_of.setdefault(record.key, []).append(image_id)
+    dropped = set()
+    for key, ids in ids_of.items():
+        if len(ids) > 1:
+            by_image[ids[0]].problem = ("bad_annotation", f"{ann_name}: {key} is listed under image ids "
+                                        f"{', '.join(map(str, ids))}; list it once, with all its annotations "
+                                        "under that id")
+            dropped.update(id(by_image[i]) for i in ids[1:])
+    return [r for r in records if id(r) not in dropped]
 
 
 def annotation_files(cfg) -> dict[str | None, tuple[str, str]]:
