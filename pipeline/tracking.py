@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sys
@@ -39,7 +40,8 @@ def tracking_uri(cfg) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     store = project_path(cfg.local_store)
-    store.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a folder that cannot be made: check_reachable says so in one line
+        store.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store}"
 
 
@@ -83,21 +85,68 @@ def ui_address(base_url: str, experiment_id: str, run_id: str | None = None) -> 
 
 
 def check_reachable(uri: str) -> None:
-    """A tracking server that does not answer is one line before any training, not minutes of
-    MLflow's retries and a traceback after it. Only http(s) URIs are servers."""
+    """A tracking store that cannot take this run is one line before any training, not minutes of
+    MLflow's retries and a traceback after it: a server that does not answer or is not MLflow, a
+    local SQLite store that is damaged or in a folder that cannot be written, a folder given as
+    the store (MLflow's file store, which MLflow 3 keeps read-only)."""
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    elif uri.startswith("sqlite:///"):
+        check_sqlite(Path(uri.removeprefix("sqlite:///")))
+    elif uri.startswith("file:") or ("://" not in uri and not uri.startswith("databricks")):
+        raise ValueError(f"MLflow tracking URI {redact(uri)} is a folder (MLflow's file store, which MLflow 3 no "
+                         "longer writes); give a database file instead, e.g. logger.tracking_uri="
+                         f"sqlite:///{redact(uri.removeprefix('file://').removeprefix('file:').rstrip('/'))}/mlflow.db")
+
+
+SERVER_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+
+
+def check_server(uri: str) -> None:
+    """The server answers within REACHABLE_TIMEOUT and speaks MLflow's REST API (JSON, also for
+    errors); one that asks for credentials is taken as reachable."""
     import urllib.error
     import urllib.request
 
-    if not uri.startswith(("http://", "https://")):
-        return
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACHABLE_TIMEOUT).close()
-    except urllib.error.HTTPError:
-        return  # it answered (a server without /health, or behind authentication): reachable
+        with urllib.request.urlopen(uri.rstrip("/") + SERVER_PROBE, timeout=REACHABLE_TIMEOUT) as answer:
+            code, body = answer.status, answer.read(65536)
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, exc.read(65536)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ValueError(f"MLflow tracking server {redact(uri)} is not reachable ({reason}); start it, or unset "
                          "logger.tracking_uri and $MLFLOW_TRACKING_URI to log to the project's local store") from None
+    if code in (401, 403):
+        return
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not (isinstance(answer, dict) and ("experiment" in answer or "error_code" in answer)):
+        probe = SERVER_PROBE.split("?")[0]
+        raise ValueError(f"{redact(uri)} answers, but not as an MLflow tracking server (GET {probe}: HTTP {code}); "
+                         "check logger.tracking_uri and $MLFLOW_TRACKING_URI")
+
+
+def check_sqlite(path: Path) -> None:
+    """The store's folder can be written and an existing store is a whole SQLite database."""
+    import sqlite3
+
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"MLflow store {path}: its folder {folder} cannot be written; set logger.local_store "
+                         "(or logger.tracking_uri) to a file in a folder you can write to")
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=REACHABLE_TIMEOUT)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        raise ValueError(f"MLflow store {path} is damaged ({verdict}); move it aside and start a new one there "
+                         "(or set logger.local_store): its runs are lost unless you have a copy")
 
 
 def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:

@@ -178,6 +178,58 @@ def test_a_server_that_accepts_but_never_answers_is_refused_within_ten_seconds()
         assert time.monotonic() - start < 10
 
 
+def test_a_damaged_tracking_store_is_one_line_before_any_work(tiny_data, tmp_path):
+    store = tmp_path / "mlruns/mlflow.db"
+    store.parent.mkdir()
+    store.write_bytes(b"SQLite format 3\x00" + bytes(84) + b"not the rest of a database" * 200)
+    cfg = compose(["data=synthetic_tiny", f"logger.local_store={store}"])
+    OmegaConf.save(cfg, tmp_path / "params.yaml")
+    done = subprocess.run([sys.executable, "stages/train.py", "classifier", "--params", str(tmp_path / "params.yaml"),
+                           "--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines",
+                           str(tiny_data / "augment"), "--out", str(tmp_path / "model")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: MLflow store {store} is damaged (file is not a database); move it aside and start a new one there "
+        "(or set logger.local_store): its runs are lost unless you have a copy"]
+    assert not (tmp_path / "model").exists()
+
+
+def test_tracking_stores_that_cannot_take_a_run_are_named_in_one_line(tmp_path, monkeypatch):
+    import http.server
+    import sqlite3
+    import threading
+
+    from pipeline.tracking import check_reachable, tracking_uri
+
+    class NotMlflow(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotMlflow)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ValueError, match=r"answers, but not as an MLflow tracking server \(GET "
+                                             r"/api/2.0/mlflow/experiments/get-by-name: HTTP 404\)"):
+            check_reachable(f"http://127.0.0.1:{web.server_address[1]}")
+    finally:
+        web.shutdown()
+    for folder in (str(tmp_path), f"file://{tmp_path}"):
+        with pytest.raises(ValueError, match=rf"is a folder .*logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db$"):
+            check_reachable(folder)
+    (tmp_path / "file").write_text("")
+    uri = tracking_uri(OmegaConf.create({"tracking_uri": None, "local_store": str(tmp_path / "file/mlflow.db")}))
+    with pytest.raises(ValueError, match=r"its folder .*/file cannot be written; set logger.local_store"):
+        check_reachable(uri)
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # a read-only folder (the tests may run as root)
+    with pytest.raises(ValueError, match=rf"its folder {tmp_path} cannot be written"):
+        check_reachable(f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.undo()
+    good = tmp_path / "good.db"
+    with sqlite3.connect(good) as db:
+        db.execute("create table runs (id integer)")
+    check_reachable(f"sqlite:///{good}")  # a whole database passes
+
+
 def test_one_class_to_classify_is_refused_before_any_work(tmp_path):
     root = tmp_path / "src"
     write_folders(root, {"dolphin": 3})
