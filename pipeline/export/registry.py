@@ -6,12 +6,13 @@ current champion's."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from mlflow import MlflowClient
 
 from pipeline.tasks import get_task
-from pipeline.tracking import fluent_tracking_uri, tracking_uri
+from pipeline.tracking import ensure_experiment, fluent_tracking_uri, tracking_uri
 from pipeline.training import RUN_FILE
 
 
@@ -20,6 +21,28 @@ def key_metric(task: str, metrics: dict | None) -> float | None:
     for part in get_task(task).key_metric:
         value = value.get(part) if isinstance(value, dict) else None
     return None if value is None else float(value)
+
+
+def training_run(client: MlflowClient, cfg, task: str, run_id: str, model_dir: Path):
+    """(the training run's info, the run the models are logged to): the training's own run, or, when
+    the store no longer has it (``mlruns/`` removed, then DVC restored the training from its cache;
+    another tracking URI), a new run that records the link to the training."""
+    from mlflow.exceptions import MlflowException
+
+    try:  # reopening the run moves its end; the training's is put back after
+        return client.get_run(run_id).info, run_id
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    _, experiment_id = ensure_experiment(cfg.logger)
+    note = (f"The training of {model_dir} was logged to run {run_id}, which this tracking store does not have "
+            "(the store was removed or replaced after the training, e.g. DVC restored it from its cache). "
+            "This run holds its export.")
+    run = client.create_run(experiment_id, run_name=f"export {task} (training run {run_id[:8]} not in this store)",
+                            tags={"training_run": run_id, "training_run_missing": "true",
+                                  "mlflow.note.content": note})
+    warnings.warn(f"export {task}: {note} (run {run.info.run_id})", stacklevel=2)
+    return None, run.info.run_id
 
 
 def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: dict | None) -> dict:
@@ -32,19 +55,20 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     score, metric_name = key_metric(task, metrics), ".".join(get_task(task).key_metric)
-    trained = client.get_run(run_id).info  # reopening the run moves its end; the training's is put back
+    trained, log_run = training_run(client, cfg, task, run_id, model_dir)
     with fluent_tracking_uri(uri):
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=log_run):
             onnx_info = mlflow.onnx.log_model(onnx.load(str(bundle_dir / "model.onnx")), name=f"{task}_onnx",
                                               pip_requirements=["onnxruntime", "numpy"])
             # pickled (pt2 needs one output tensor; the detector has two): loading needs this package
             torch_info = mlflow.pytorch.log_model(graph, name=f"{task}_pytorch", serialization_format="pickle",
                                                   pip_requirements=["torch", "cvpipe"])
-        if trained.end_time is not None:
+        if trained is not None and trained.end_time is not None:
             client.set_terminated(run_id, trained.status, end_time=trained.end_time)
         version = mlflow.register_model(onnx_info.model_uri, name, tags={
             "task": task, "key_metric": metric_name, "key_value": "" if score is None else f"{score:.6f}",
-            "pytorch_model_uri": torch_info.model_uri, "training_run": run_id})
+            "pytorch_model_uri": torch_info.model_uri, "training_run": run_id,
+            **({"export_run": log_run} if log_run != run_id else {})})
     try:
         current = client.get_model_version_by_alias(name, alias)
         current_value = current.tags.get("key_value", "")

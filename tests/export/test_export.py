@@ -45,6 +45,34 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch)
     assert (run.info.end_time, run.info.status) == (trained.end_time, "FINISHED") and trained.end_time
 
 
+def test_a_training_whose_run_the_store_lost_is_exported_into_a_new_run_that_names_it(bundles, tmp_path, monkeypatch):
+    """`mlruns/` removed, then DVC restored the training from its cache: the export logs and
+    registers the model in a new run tagged with the training's run id, with a warning."""
+    from mlflow import MlflowClient
+
+    from pipeline.classify.evaluate import load_classifier
+    from pipeline.export.graphs import ClassifierGraph
+    from pipeline.export.registry import register
+    from pipeline.tracking import tracking_uri
+
+    cfg = tiny_config(tmp_path)  # a store that never saw the training
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    graph = ClassifierGraph(load_classifier(bundles / "models/classifier")[0])
+    training = json.loads((bundles / "models/classifier/run.json").read_text())["run_id"]
+    with pytest.warns(UserWarning, match=f"was logged to run {training}, which this tracking store does not have"):
+        done = register(cfg, "classifier", bundles / "classifier", bundles / "models/classifier", graph,
+                        {"val": {"accuracy": 0.5}})
+    assert done["version"] == 1 and done["promoted"]
+    uri = tracking_uri(cfg.logger)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version("cvpipe-classifier", "1")
+    assert version.tags["training_run"] == training and version.run_id == version.tags["export_run"] != training
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["training_run"] == training
+    assert {"classifier_onnx", "classifier_pytorch"} <= {m.name for m in client.search_logged_models(
+        experiment_ids=[run.info.experiment_id])}
+
+
 @pytest.mark.parametrize("task", sorted(TRAIN))
 def test_bundle_is_parity_checked_and_complete(bundles, task):
     bundle = bundles / task
