@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.augment.input_size import check_input_size
 from pipeline.detect.epochs import training_epochs
 from pipeline.hardware import check_loading, check_trainer
+from pipeline.io.workspace import claim_for_dvc_stage
 from pipeline.schema import ConfigError, validate
 from pipeline.tasks import check_models
 
@@ -29,6 +30,7 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
     cfg = validate(OmegaConf.load(path), str(path))
     check_models(cfg, str(path))
     check_values(cfg, lambda key: str(path))
+    claim_for_dvc_stage(path)  # one pipeline run per workspace (pipeline/io/workspace.py)
     return cfg
 
 
