@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = experiment_lines(store_uri, base) if store.is_file() else []
     print("\n".join(lines) if lines else f"no runs in {store} yet (`make repro` logs them); the UI: {base}",
           flush=True)
+    # MLflow's job runner and its task-queue consumers serve GenAI jobs this project never starts:
+    # without them the UI is one server process instead of ten
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     os.execvp(mlflow, [mlflow, "ui", "--backend-store-uri", store_uri, "--host", args.host,
                        "--port", str(args.port), "--workers", "1"])

@@ -86,6 +86,11 @@ def test_the_mlflow_ui_listens_on_loopback_unless_configured():
                          if c.status == psutil.CONN_LISTEN and c.pid in pids and c.laddr.port == port]
             time.sleep(0.5)
         assert listening and set(listening) == {"127.0.0.1"}, listening
+        time.sleep(3)  # MLflow's job runner, where it is on, starts its consumers after the server listens
+        pythons = [p for p in psutil.Process(ui.pid).children(recursive=True) if "python" in p.name().lower()
+                   or any("mlflow" in part for part in p.cmdline()[:2])]
+        print(f"make ui: {len(pythons)} processes besides make")
+        assert len(pythons) <= 2, [" ".join(p.cmdline()[:4]) for p in pythons]  # the server; no GenAI job runner
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
