@@ -115,3 +115,22 @@ def feature_shape(backbone: Backbone, input_size) -> tuple[int, int, int]:
         out = backbone.features(torch.zeros(1, 3, height, width))
     backbone.features.train(was_training)
     return tuple(out.shape[1:])
+
+
+def check_input_size(backbone: Backbone, name: str, input_size) -> None:
+    """An input smaller than the backbone's stride (the pixels between two of its last features)
+    would be mostly padding to its last layers: it trains to chance without an error. Refused,
+    as is an input the backbone cannot take at all."""
+    probe = 224
+    _, h, w = feature_shape(backbone, (probe, probe))
+    stride = probe // max(h, w, 1)
+    if min(input_size) < stride:
+        raise ValueError(f"input size {list(input_size)} is smaller than {name}'s stride ({stride} px between two of "
+                         f"its last features): it would learn from padding; set augment.<model>.input_size to at "
+                         f"least [{stride}, {stride}] ([224, 224] is the size its ImageNet weights were made at)")
+    try:
+        feature_shape(backbone, input_size)
+    except RuntimeError as exc:
+        raise ValueError(f"{name} cannot take input size {list(input_size)} ({str(exc).splitlines()[0]}); set "
+                         "augment.<model>.input_size larger, e.g. [224, 224], the size its ImageNet weights were "
+                         "made at") from None

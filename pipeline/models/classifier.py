@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from pipeline.models.backbones import Backbone, build_backbone, feature_shape
+from pipeline.models.backbones import Backbone, build_backbone, check_input_size, feature_shape
 from pipeline.models.finetune import load_trained
 
 
@@ -86,6 +86,7 @@ def build_classifier(model_cfg: DictConfig, classes: Sequence[str], input_size) 
     this project: pipeline.models.finetune), dropout, width, hidden."""
     pretrained = str(model_cfg.pretrained)
     backbone = build_backbone(model_cfg.name, imagenet=pretrained == "imagenet", width=int(model_cfg.width))
+    check_input_size(backbone, str(model_cfg.name), input_size)
     net = ClassifierNet(backbone, len(classes), input_size, float(model_cfg.dropout),
                         int(model_cfg.hidden))
     if pretrained not in ("imagenet", "none"):

@@ -108,3 +108,14 @@ def test_a_frozen_stem_on_a_network_without_one_is_an_error():
     with pytest.raises(ValueError, match="frozen_stem: this backbone has no stem.*set train.fcn.frozen_stem=false"):
         module.keep_stem_frozen(True, "train.fcn.frozen_stem")
     module.keep_stem_frozen(False, "train.fcn.frozen_stem")  # off: nothing to find
+
+
+@pytest.mark.parametrize("name, size, message", [
+    ("resnet18", (8, 8), r"input size \[8, 8\] is smaller than resnet18's stride \(32 px .*at least \[32, 32\]"),
+    ("resnet18", (64, 24), r"input size \[64, 24\] is smaller than resnet18's stride"),
+    ("alexnet", (40, 40), r"alexnet cannot take input size \[40, 40\] .*set augment.<model>.input_size larger"),
+])
+def test_an_input_the_backbone_cannot_learn_from_is_refused_when_the_network_is_built(name, size, message):
+    with pytest.raises(ValueError, match=message):
+        build_classifier(classifier_model(name, "none"), list("ab"), size)
+    build_classifier(classifier_model(name, "none"), list("ab"), (64, 64))  # the default size passes
