@@ -11,8 +11,8 @@ digest when it claimed it):
 - a stage of the owning run whose params.yaml no longer has the digest it started with stops
   too: the run's stages would not all have used the same params.
 
-A claim whose `dvc` process has ended is stale and taken over. Stages run by hand (no
-``$DVC_STAGE``) claim nothing.
+A claim whose `dvc` process has ended is stale and taken over. A stage whose `dvc` process ends
+(killed) stops too. Stages run by hand (no ``$DVC_STAGE``) claim nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -71,9 +74,29 @@ def claim_workspace(params: Path, root: Path, owner: psutil.Process | None) -> N
         os.replace(tmp, path)
 
 
+def stop_with(owner: psutil.Process, every: float = 2.0) -> None:
+    """SIGTERM this process once ``owner`` has ended: a stage whose `dvc` was killed stops (its
+    training ends its run KILLED and stays resumable) instead of writing outputs no one will
+    record."""
+    def watch() -> None:
+        while owner.is_running() and owner.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="dvc-watch", daemon=True).start()
+
+
+WATCHED: set[int] = set()
+
+
 def claim_for_dvc_stage(params: Path) -> None:
-    """Called by each stage with its params file: claims the workspace when DVC runs the stage. The
-    workspace is the stage's folder (not $DVC_ROOT, which names the project also for the queued
-    experiments that DVC runs in copies of their own)."""
-    if os.environ.get("DVC_STAGE"):
-        claim_workspace(Path(params), Path.cwd(), dvc_process())
+    """Called by each stage with its params file: when DVC runs the stage, claims the workspace and
+    stops the stage if its `dvc` process ends. The workspace is the stage's folder (not $DVC_ROOT,
+    which names the project also for the queued experiments that DVC runs in copies of their own)."""
+    if not os.environ.get("DVC_STAGE"):
+        return
+    owner = dvc_process()
+    claim_workspace(Path(params), Path.cwd(), owner)
+    if owner is not None and owner.pid not in WATCHED:
+        WATCHED.add(owner.pid)
+        stop_with(owner)

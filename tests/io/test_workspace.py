@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -58,3 +59,25 @@ def test_a_stage_under_dvc_finds_its_dvc_process_and_a_stage_run_by_hand_claims_
     env.pop("DVC_STAGE")
     assert subprocess.run([str(fake), stage], cwd=tmp_path, env=env, timeout=60).returncode == 0
     assert not (tmp_path / CLAIM).exists()
+
+
+def test_a_stage_stops_when_its_dvc_process_is_killed(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "dvc"
+    fake.write_text(f"#!{sys.executable}\nimport subprocess, sys\nsys.exit(subprocess.call(sys.argv[1], shell=True))\n")
+    fake.chmod(0o755)
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    stage = (f"{sys.executable} -c 'import sys, time; sys.path.insert(0, \"{PROJECT_ROOT}\"); "
+             "from pipeline.io.workspace import claim_for_dvc_stage; claim_for_dvc_stage(\"params.yaml\"); "
+             "open(\"claimed\", \"w\").close(); time.sleep(120)'")
+    dvc = subprocess.Popen([str(fake), stage], cwd=tmp_path, env={**os.environ, "DVC_STAGE": "train@fcn"})
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "claimed").exists():
+        assert time.monotonic() < deadline and dvc.poll() is None
+        time.sleep(0.1)
+    stages = psutil.Process(dvc.pid).children(recursive=True)
+    (child,) = [p for p in stages if p.cmdline()[:2] == [sys.executable, "-c"]]
+    dvc.kill()  # as a killed `dvc exp run` (SIGKILL: nothing of it runs on)
+    dvc.wait()
+    child.wait(timeout=20)  # the stage stops within its next check (it would sleep 120 s on)
