@@ -35,9 +35,18 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
 
 
 # Keys that take a value or `auto` (typed Any in the schema), checked before any work starts.
+def check_root(data: DictConfig) -> None:
+    """``~`` is the shell's: DVC takes ``data.root=~/images`` (a stage's dependency) as a folder named
+    ``~`` in the project, so it is refused here too rather than meaning something else by hand."""
+    if str(data.root).startswith("~"):
+        raise ValueError(f"data.root: {data.root!r} starts with '~', which DVC and Hydra do not expand; give the "
+                         f"folder's full path, e.g. data.root={Path(str(data.root)).expanduser()}")
+
+
 VALUE_CHECKS = (("train.detector.epochs", lambda cfg: training_epochs(cfg.train.detector, 1)),
                 ("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)),
-                ("trainer.deterministic", lambda cfg: check_trainer(cfg.trainer)))
+                ("trainer.deterministic", lambda cfg: check_trainer(cfg.trainer)),
+                ("data.root", lambda cfg: check_root(cfg.data)))
 
 
 def value_checks(cfg: DictConfig):

@@ -196,3 +196,12 @@ def test_counts_that_cannot_train_are_refused_before_any_work_naming_the_key(ove
     with pytest.raises(ConfigError, match=re.escape(message)):
         compose([override])
     compose(["train.fcn.dense.epochs=0", "train.classifier.num_workers=auto"])  # allowed: no dense phase; auto
+
+
+def test_a_data_root_with_a_tilde_is_refused_with_the_full_path_to_give():
+    home = str(Path.home())
+    with pytest.raises(ConfigError, match=re.escape(f"conf/data/voc.yaml: data.root: '~/imgs' starts with '~', which "
+                                                    f"DVC and Hydra do not expand; give the folder's full path, e.g. "
+                                                    f"data.root={home}/imgs")):
+        compose(["data=voc", "data.root='~/imgs'"])
+    compose(["data=voc", f"data.root={home}/imgs"])  # the full path composes
