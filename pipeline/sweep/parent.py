@@ -101,5 +101,5 @@ class MlflowSweepCallback(Callback):
         OPEN_PARENTS.pop()
         log.info(summary)
         if not complete:  # nothing to choose from: the sweep failed, whatever Hydra's own status
-            raise SystemExit(f"{summary}: no trial completed; each failed trial's run in MLflow holds its "
-                             f"error.txt (parent run {parent['run_id']})")
+            raise SystemExit(f"{summary}: no trial completed (a failed trial's run in MLflow holds its error.txt; "
+                             f"a pruned one stopped below the pruner's bound; parent run {parent['run_id']})")
