@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -40,13 +41,18 @@ def test_a_second_run_stops_at_once_and_a_changed_params_file_stops_the_first(tm
     assert str(os.getpid()) in (tmp_path / CLAIM).read_text()
 
 
-def test_a_stage_under_dvc_finds_its_dvc_process_and_a_stage_run_by_hand_claims_nothing(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "dvc"  # stands for dvc: runs the stage's command through a shell, as DVC does
+def fake_dvc(folder: Path) -> Path:
+    """A `dvc` that runs its argument through a shell, as DVC runs a stage's command; params.yaml beside."""
+    fake = folder / "bin/dvc"
+    fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\nimport subprocess, sys\nsys.exit(subprocess.call(sys.argv[1], shell=True))\n")
     fake.chmod(0o755)
-    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    (folder / "params.yaml").write_text("seed: 1\n")
+    return fake
+
+
+def test_a_stage_under_dvc_finds_its_dvc_process_and_a_stage_run_by_hand_claims_nothing(tmp_path):
+    fake = fake_dvc(tmp_path)
     stage = (f"{sys.executable} -c 'import sys; sys.path.insert(0, \"{PROJECT_ROOT}\"); "
              "from pipeline.io.workspace import claim_for_dvc_stage, dvc_process; "
              "claim_for_dvc_stage(\"params.yaml\"); print(dvc_process().pid)'")
@@ -62,12 +68,7 @@ def test_a_stage_under_dvc_finds_its_dvc_process_and_a_stage_run_by_hand_claims_
 
 
 def test_a_stage_stops_when_its_dvc_process_is_killed(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "dvc"
-    fake.write_text(f"#!{sys.executable}\nimport subprocess, sys\nsys.exit(subprocess.call(sys.argv[1], shell=True))\n")
-    fake.chmod(0o755)
-    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    fake = fake_dvc(tmp_path)
     stage = (f"{sys.executable} -c 'import sys, time; sys.path.insert(0, \"{PROJECT_ROOT}\"); "
              "from pipeline.io.workspace import claim_for_dvc_stage; claim_for_dvc_stage(\"params.yaml\"); "
              "open(\"claimed\", \"w\").close(); time.sleep(120)'")
