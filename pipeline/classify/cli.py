@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from pipeline.augment.apply import Example, augment, image_tensor
 from pipeline.augment.build import load_pipeline
 from pipeline.classify.evaluate import load_classifier
 from pipeline.devices import accelerator_device
+from pipeline.io.atomic import atomic_write_json
 from pipeline.io.images import ImageError, read_image
-from pipeline.predict.cli import format_line, image_paths
+from pipeline.predict.cli import PictureNames, format_line, image_paths, shown
 from pipeline.predict.draw import classes_picture
 from pipeline.training import PREPROCESS_FILE
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    classes, results, failed = info["classes"], {}, 0
+    classes, results, failed, names = info["classes"], {}, 0, PictureNames(paths)
     with torch.no_grad():
         for path in paths:
             try:
@@ -55,13 +55,13 @@ def main(argv=None) -> int:
                 continue
             image = augment(preprocess, Example(pixels)).image
             probs = torch.softmax(net(image_tensor(image)[None].to(device)).float(), dim=1)[0].cpu().numpy()
-            print(format_line(path.name, probs, classes), flush=True)
+            print(format_line(shown(path), probs, classes), flush=True)
             results[str(path)] = {c: float(p) for c, p in zip(classes, probs)}
             if args.out:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
-                classes_picture(pixels, probs, classes).save(Path(args.out) / f"{path.stem}_classes.png")
+                classes_picture(pixels, probs, classes).save(Path(args.out) / names(path, "classes"))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.json, results)
     return 1 if failed else 0
 
 
