@@ -129,7 +129,7 @@ def evaluate_on(task_name: str, model_dir: str | Path, overrides: list[str], out
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.tasks import TASKS, get_task, headline
+    from pipeline.tasks import TASKS, get_task, headline_metrics, shown
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate_on", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated splits to score, or all (default): every split the data has")
     args = parser.parse_args(argv)
     results, out = evaluate_on(args.task, args.model, args.overrides, args.out, args.splits)
-    print(f"evaluate {args.task}: {headline(results, get_task(args.task).reported)}; results in {out}")
+    print(f"evaluate {args.task}: {shown(headline_metrics(get_task(args.task), results, None))}; results in {out}")
 
 
 if __name__ == "__main__":

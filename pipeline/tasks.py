@@ -23,7 +23,11 @@ class Task:
     evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables, run_id=None) -> results
     export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.export.build.Exportable
     trained: tuple[str, ...]   # per-epoch metrics a training prints
-    reported: tuple[str, ...]  # evaluation results printed ("*" stands for each split)
+    # the few numbers a user compares (metrics/<task>.json, `dvc exp show`, the MLflow runs table):
+    # (key, path in the evaluation's results); keys are short and unique across tasks, so that
+    # `dvc exp show` heads each column with the key alone
+    headline: tuple[tuple[str, str], ...]
+    seconds_key: str           # the headline key of the training's seconds
     key_metric: tuple[str, ...]  # path in the evaluation metrics; higher is better (registry champion)
     monitors: tuple[str, ...]  # per-epoch metrics `train.<task>.monitor` may choose (best checkpoint, early stop)
     objectives: tuple[str, ...] = ()  # validation metrics a sweep may maximise (none: not sweepable)
@@ -43,7 +47,9 @@ TASKS = {
              train="pipeline.classify.train:train_classifier",
              evaluate="pipeline.classify.evaluate:evaluate_classifier",
              export="pipeline.export.build:load_classifier_export",
-             trained=("val_acc", "val_f1"), reported=("*.accuracy", "*.macro_f1"),
+             trained=("val_acc", "val_f1"),
+             headline=(("acc", "val.accuracy"), ("f1", "val.macro_f1"), ("test_acc", "test.accuracy"),
+                       ("test_f1", "test.macro_f1")), seconds_key="cls_s",
              monitors=("val_loss", "val_acc", "val_f1"),
              key_metric=("val", "accuracy"), objectives=("accuracy", "macro_f1"), monitor="val_acc"),
         Task("fcn", ("detection",), "classifier",
@@ -51,14 +57,18 @@ TASKS = {
              evaluate="pipeline.heatmap.stage:evaluate_fcn",
              export="pipeline.export.build:load_fcn_export",
              trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
-             reported=("speed_ratio", "pointing_game.fcn", "pointing_game.sliding", "ap50.fcn"),
+             headline=(("speedup", "speed_ratio"), ("pointing", "pointing_game.fcn"), ("ap50", "ap50.fcn")),
+             seconds_key="fcn_s",
              monitors=("val_loss", "val_acc", "val_f1"),  # its patch classifier's; the dense phase: its loss
              key_metric=("pointing_game", "fcn"), class_axis=1),
         Task("detector", ("detection",), "detector",
              train="pipeline.detect.train:train_detector",
              evaluate="pipeline.detect.evaluate:evaluate_detector",
              export="pipeline.export.build:load_detector_export",
-             trained=("val_map_50", "val_map"), reported=("*.map_50", "*.map"),
+             trained=("val_map_50", "val_map"),
+             headline=(("map50", "val.map_50"), ("map", "val.map"), ("test_map50", "test.map_50"),
+                       ("test_map", "test.map"), ("best_f1", "val.best_f1"), ("f1_conf", "val.best_f1_confidence")),
+             seconds_key="det_s",
              monitors=("val_loss", "val_map_50", "val_map"),
              key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50",
              outputs=("scores", "boxes")),
@@ -66,7 +76,9 @@ TASKS = {
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
              export="pipeline.multilabel.export:load_multilabel_export",
-             trained=("val_map", "val_f1"), reported=("*.map", "*.macro_f1", "*.micro_f1"),
+             trained=("val_map", "val_f1"),
+             headline=(("ml_map", "val.map"), ("ml_f1", "val.macro_f1"), ("ml_test_map", "test.map"),
+                       ("ml_test_f1", "test.macro_f1")), seconds_key="ml_s",
              monitors=("val_loss", "val_map", "val_f1"),
              key_metric=("val", "map"), objectives=("map", "macro_f1", "micro_f1"), monitor="val_map"),
     )
@@ -129,15 +141,25 @@ def lookup(results: dict, path: str):
     return value
 
 
-def headline(results: dict, names: tuple[str, ...]) -> str:
-    """``names`` of ``results`` as 'name value, ...' ("*" stands for each split in the results)."""
-    parts = []
-    for name in names:
-        head, _, rest = name.partition(".")
-        first = rest.split(".")[0]
-        keys = [k for k, v in results.items() if isinstance(v, dict) and first in v] if head == "*" else [head]
-        for key in keys:
-            path = f"{key}.{rest}" if rest else key
-            value = lookup(results, path)
-            parts.append(f"{path} {value:.4f}" if isinstance(value, float) else f"{path} {value}")
-    return ", ".join(parts)
+HEADLINE_DIGITS = 4  # decimals kept in metrics/<task>.json (the evaluation's own file keeps all)
+
+
+def headline_metrics(task: Task, results: dict, train_seconds: float | None) -> dict:
+    """The headline of ``task``'s evaluation ``results``: {key: value} in the task's order. A split
+    the data does not have (no test images) leaves its keys out; a path that is not in the results
+    of a split that is there is an error (the registry and the evaluation disagree)."""
+    headline = {}
+    for key, path in task.headline:
+        split = path.split(".")[0]
+        if split in ("val", "test") and split not in results:
+            continue
+        value = lookup(results, path)
+        headline[key] = round(float(value), HEADLINE_DIGITS) if value is not None else None
+    if train_seconds is not None:
+        headline[task.seconds_key] = round(float(train_seconds), 1)
+    return headline
+
+
+def shown(headline: dict) -> str:
+    """A headline as 'key value, ...'."""
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items())

@@ -77,11 +77,30 @@ TRAINING_VIEW = "workflowType=machine_learning"
 REACHABLE_TIMEOUT = 5.0  # seconds a tracking server has to answer before training starts
 
 
+# MLflow's UI opens an experiment's runs table on a saved view when the address names it: the view
+# is an experiment tag, mlflow.sharedViewState.<key>, holding the table's state as JSON (MLflow 3's
+# "share view"). Ours shows each task's headline metrics (pipeline/tasks.py) as columns.
+RUNS_VIEW_KEY = "headline"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+
+
+def runs_view() -> str:
+    """The saved view of the runs table: dataset and duration, then every task's headline."""
+    from pipeline.tasks import TASKS
+
+    metrics = [key for task in TASKS.values() for key in [k for k, _ in task.headline] + [task.seconds_key]]
+    columns = ["attributes.`Dataset`", "attributes.`Duration`", *(f"metrics.`{key}`" for key in metrics)]
+    return json.dumps({"selectedColumns": columns})
+
+
 def ui_address(base_url: str, experiment_id: str, run_id: str | None = None) -> str:
     """The MLflow UI's address of an experiment's training runs (or of one run), in the
-    model-training view; the UI keeps that view while one browses from there."""
-    run = f"/runs/{run_id}" if run_id else ""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}{run}?{TRAINING_VIEW}"
+    model-training view (the UI keeps it while one browses from there); the runs table opens on
+    the headline metrics."""
+    experiment = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}"
+    if run_id:
+        return f"{experiment}/runs/{run_id}?{TRAINING_VIEW}"
+    return f"{experiment}/runs?viewStateShareKey={RUNS_VIEW_KEY}&{TRAINING_VIEW}"  # /runs: a redirect drops the key
 
 
 def check_reachable(uri: str) -> None:
@@ -168,6 +187,8 @@ def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
         found = client.get_experiment_by_name(name)
     if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made before this tag
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    if found.tags.get(RUNS_VIEW_TAG) != runs_view():  # new, or made when the tasks' headlines differed
+        client.set_experiment_tag(found.experiment_id, RUNS_VIEW_TAG, runs_view())
     return uri, found.experiment_id
 
 

@@ -27,7 +27,7 @@ from pipeline.hardware import deterministic
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
 from pipeline.precision import resolve_precision
-from pipeline.tasks import monitor_mode
+from pipeline.tasks import headline_metrics, monitor_mode
 from pipeline.throughput import Throughput
 from pipeline.tracking import (
     check_reachable,
@@ -240,9 +240,32 @@ def end_abandoned_run(cfg: DictConfig, work: Path) -> None:
         pass  # the run is gone, or in another store: nothing to end
 
 
+def record_train_seconds(model_dir: str | Path, seconds: float) -> None:
+    """Note in the training's run.json how long the train stage took (``train_seconds``, Python's
+    start excluded; a resumed training counts the part after the resume). Rank zero only."""
+    path = Path(model_dir) / RUN_FILE
+    if rank_zero_only.rank == 0 and path.is_file():
+        atomic_write_json(path, {**json.loads(path.read_text()), "train_seconds": round(seconds, 1)})
+
+
+def train_seconds(model_dir: str | Path) -> float | None:
+    """The seconds :func:`record_train_seconds` noted (None for a model trained outside the stage)."""
+    path = Path(model_dir) / RUN_FILE
+    return json.loads(path.read_text()).get("train_seconds") if path.is_file() else None
+
+
+def log_headline(cfg: DictConfig, task, results: dict, model_dir: str | Path, pending_dir: str | Path) -> dict:
+    """``task``'s headline of the evaluation ``results`` (pipeline.tasks.headline_metrics, with the
+    training's seconds), logged to the training's MLflow run under the same keys as in
+    metrics/<task>.json: the runs table opens on them (pipeline.tracking.runs_view)."""
+    headline = headline_metrics(task, results, train_seconds(model_dir))
+    log_to_run(cfg, model_dir, {k: v for k, v in headline.items() if v is not None}, [], "evaluation", pending_dir)
+    return headline
+
+
 def stamp_run_id(metrics_path: str | Path, model_dir: str | Path) -> str | None:
-    """Add the training's MLflow run id to an evaluation's metrics file (``mlflow_run_id``), so that
-    `dvc exp show` and `dvc metrics show` lead from an experiment to its run."""
+    """Add the training's MLflow run id to an evaluation's results file (``mlflow_run_id``), so that
+    an experiment's reports/<model>.json leads to its run."""
     run_id = previous_run_id(Path(model_dir))
     if run_id is not None:
         metrics = json.loads(Path(metrics_path).read_text())

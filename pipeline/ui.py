@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipeline.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ui_address
+from pipeline.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, RUNS_VIEW_TAG, runs_view, ui_address
 
 COUNTED = 1000  # runs counted per experiment in the printed list (a larger store shows "1000+")
 
@@ -27,6 +27,8 @@ def experiment_lines(store_uri: str, base_url: str) -> list[str]:
     for experiment in client.search_experiments():
         if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
             continue  # MLflow's Default experiment, or one another tool made
+        if experiment.tags.get(RUNS_VIEW_TAG) != runs_view():  # made before the headline view, or another one
+            client.set_experiment_tag(experiment.experiment_id, RUNS_VIEW_TAG, runs_view())
         runs = len(client.search_runs([experiment.experiment_id], max_results=COUNTED))
         count = f"{COUNTED}+ runs" if runs == COUNTED else f"{runs} run{'' if runs == 1 else 's'}"
         lines.append(f"{experiment.name}: {ui_address(base_url, experiment.experiment_id)}  ({count})")

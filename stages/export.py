@@ -13,12 +13,14 @@ def main(argv=None) -> None:
     parser = stage_parser(__doc__, pipelines=False)
     parser.add_argument("task", choices=list(TASKS))
     parser.add_argument("--model", required=True, help="the trained model's folder (models/<model>)")
-    parser.add_argument("--metrics", help="its evaluation metrics, copied into the model card")
+    parser.add_argument("--details", help="its evaluation's full results, copied into the model card "
+                                          "(default reports/<model>.json)")
+    parser.add_argument("--metrics", help="its headline metrics (metrics/<model>.json), copied into the model card")
     parser.add_argument("--out", required=True, help="the bundle folder (bundles/<model>)")
-    parser.add_argument("--parity", required=True, help="parity figures (JSON, a DVC metric)")
+    parser.add_argument("--parity", required=True, help="parity figures (JSON)")
     args = parser.parse_args(argv)
-    checked = export_bundle(args.task, load_params(args.params), args.model, args.manifest, args.metrics, args.out,
-                            args.parity)
+    checked = export_bundle(args.task, load_params(args.params), args.model, args.manifest,
+                            args.details or f"reports/{args.task}.json", args.out, args.parity, args.metrics)
     d = checked.get("detections")  # the detector's only
     extra = (f"; detections matched {d['matched']} of {d['detections']} ({d['unmatched_near_boundary']} near the "
              f"threshold or cut), boxes within {d['box_max_abs_diff_px']:.2e} px, scores {d['score_max_abs_diff']:.2e}"

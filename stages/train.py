@@ -5,12 +5,15 @@ tracking and display, which changes no result), the manifest from `prepare` and 
 pipelines from `augment`.
 """
 
+import time
+
 from lightning.pytorch.utilities import rank_zero_info
 
 from pipeline.cli import training_parser, user_errors
 from pipeline.config import load_params
 from pipeline.tasks import TASKS, get_task
 from pipeline.tracking import check_reachable, tracking_uri
+from pipeline.training import record_train_seconds
 
 
 @user_errors
@@ -23,8 +26,10 @@ def main(argv=None) -> None:
     check_reachable(tracking_uri(cfg.logger))  # a tracking server that is down: one line, before any work
     out = args.out or f"models/{task.name}"
     preview = args.preview or f"reports/augment/{task.augment}_preview.png"
+    started = time.perf_counter()
     result = task.step("train")(cfg, args.manifest, args.pipelines, out, resume=args.resume,
                                 preview=preview)
+    record_train_seconds(out, time.perf_counter() - started)
     shown = ", ".join(f"{k} {result['metrics'][k]:.4f}" for k in task.trained if k in result["metrics"])
     rank_zero_info(f"train {task.name}: {result['epochs']} epochs, {shown}; MLflow run {result['run_id']}")
 

@@ -7,7 +7,7 @@ same placement with PyTorch's meta device."""
 import pytest
 import torch
 
-from pipeline.tasks import TASKS
+from pipeline.tasks import TASKS, headline_metrics
 from tests.conftest import TRAIN, tiny_config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
@@ -31,3 +31,7 @@ def test_training_and_evaluation_of_every_task_on_each_device(case, device, tiny
     metrics = task.step("evaluate")(cfg, manifest, pipelines, tmp_path / "model", tmp_path / "metrics.json",
                                     tmp_path / "reports", tmp_path / "tables")
     assert metrics and (tmp_path / "metrics.json").is_file()
+    # every headline number of the registry is in the results (the data has val and test images)
+    headline = headline_metrics(task, metrics, 12.0)
+    assert list(headline) == [key for key, _ in task.headline] + [task.seconds_key]
+    assert all(isinstance(v, float) for v in headline.values()), headline

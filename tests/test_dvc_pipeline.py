@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.tasks import TASKS
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -78,16 +79,23 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     for name in ("samples.png", "histograms.png"):
         assert (repo_copy / "reports/prepare" / name).is_file()
     metrics = json.loads((repo_copy / "metrics/prepare.json").read_text())
-    assert metrics["found"] == metrics["accepted"] + metrics["rejected"] == 26
+    assert metrics["images"] + metrics["rejected"] == 26
     again = run(["dvc", "repro"], repo_copy)
     assert "Running stage" not in again and "didn't change" in again
-    shown = run(["dvc", "metrics", "show", "--json"], repo_copy)
-    assert '"accepted": 26' in shown.replace(" ", "").replace('":', '": ')
-    assert '"macro_f1"' in shown and (repo_copy / "models/classifier/best.ckpt").is_file()
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy))[""]["data"]
+    headlines = {path: entry["data"] for path, entry in shown.items()}
+    assert headlines["metrics/prepare.json"]["images"] == 26
+    for model in ("classifier", "fcn", "detector"):  # the registry's headline and the training's seconds
+        task = TASKS[model]
+        assert list(headlines[f"metrics/{model}.json"]) == [k for k, _ in task.headline] + [task.seconds_key]
+        assert headlines[f"metrics/{model}.json"][task.seconds_key] > 0
+        details = json.loads((repo_copy / f"reports/{model}.json").read_text())  # the full results
+        assert len(details["mlflow_run_id"]) == 32
+    assert (repo_copy / "models/classifier/best.ckpt").is_file()
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
-    assert '"speed_ratio"' in shown and (repo_copy / "reports/fcn/overlays.png").is_file()
+    assert (repo_copy / "reports/fcn/overlays.png").is_file()
     assert (repo_copy / "models/fcn/fcn.pt").is_file() and (repo_copy / "models/fcn/classifier/best.ckpt").is_file()
-    assert '"map_50"' in shown and (repo_copy / "reports/detector/predictions_val.png").is_file()
+    assert (repo_copy / "reports/detector/predictions_val.png").is_file()
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo_copy))["data"]
     for table in ("reports/detector_tables/pr/val/", "reports/detector_tables/confidence/val.csv",
                   "reports/detector_tables/confusion/val.csv", "models/detector/epochs/val_map_50.csv",
@@ -96,7 +104,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
         assert curves and all(plots[name][0]["type"] == "vega" for name in curves), (table, sorted(plots))
     for model in ("classifier", "fcn", "detector"):  # three bundles, each parity-checked
         assert (repo_copy / "bundles" / model / "model.onnx").is_file(), model
-        parity = json.loads((repo_copy / f"metrics/export_{model}.json").read_text())
+        parity = json.loads((repo_copy / f"reports/export_{model}.json").read_text())
         assert parity["onnx_max_abs_diff"] < 1e-3, model
     # display and tracking settings are not stage params: changing them re-runs nothing
     params = (repo_copy / "params.yaml").read_text()
@@ -153,8 +161,10 @@ def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_
     out = run(["dvc", "exp", "run", *common, "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1"],
               repo_copy)
     assert stages_run(out) == {"prepare", "augment", "train@classifier", "evaluate@classifier", "export@classifier"}
-    metrics = json.loads((repo_copy / "metrics/classifier.json").read_text())
-    assert metrics["val"]["count"] > 0 and (repo_copy / "bundles/classifier/model.onnx").is_file()
+    details = json.loads((repo_copy / "reports/classifier.json").read_text())
+    assert details["val"]["count"] > 0 and (repo_copy / "bundles/classifier/model.onnx").is_file()
+    headline = json.loads((repo_copy / "metrics/classifier.json").read_text())
+    assert headline["acc"] == round(details["val"]["accuracy"], 4)
 
 
 def test_voc_detection_runs_the_detector_and_the_patch_classifier(repo_copy, shared_datasets, tmp_path):
@@ -170,8 +180,8 @@ def test_voc_detection_runs_the_detector_and_the_patch_classifier(repo_copy, sha
     data_params = yaml.safe_load((repo_copy / "params.yaml").read_text())["data"]
     assert (data_params["format"], data_params["models"]) == ("voc", ["classifier", "detector"])
     prepared = json.loads((repo_copy / "metrics/prepare.json").read_text())
-    assert (prepared["found"], prepared["accepted"]) == (14, 14)
-    detector = json.loads((repo_copy / "metrics/detector.json").read_text())
+    assert (prepared["images"], prepared["rejected"]) == (14, 0)
+    detector = json.loads((repo_copy / "reports/detector.json").read_text())
     assert detector["val"]["images"] > 0 and (repo_copy / "bundles/detector/model.onnx").is_file()
 
 
@@ -191,15 +201,16 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
         time.sleep(10)  # each look starts a `dvc` (seconds of CPU the experiments need)
     assert status.count("Success") == 2, status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
-    experiments = {rev["name"]: rev["data"] for entry in shown for e in entry.get("experiments") or []
+    experiments = {rev["name"]: rev for entry in shown for e in entry.get("experiments") or []
                    for rev in e["revs"]}  # the baseline commit's experiments (the workspace has none)
     assert len(experiments) == 2, shown
     lrs, run_ids = set(), {}
-    for name, data in experiments.items():
-        accuracy = data["metrics"]["metrics/classifier.json"]["data"]["val"]["accuracy"]
+    for name, rev in experiments.items():
+        accuracy = rev["data"]["metrics"]["metrics/classifier.json"]["data"]["acc"]
         assert 0 <= accuracy <= 1
-        lrs.add(data["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
-        run_ids[name] = data["metrics"]["metrics/classifier.json"]["data"]["mlflow_run_id"]  # the row's run
+        lrs.add(rev["data"]["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
+        details = run(["git", "show", f"{rev['rev']}:reports/classifier.json"], repo_copy)  # the row's run
+        run_ids[name] = json.loads(details)["mlflow_run_id"]
     assert lrs == {0.001, 0.01}
     store = repo_copy / "mlruns/mlflow.db"
     assert store.is_file(), "the queued experiments logged somewhere else than the project's store"

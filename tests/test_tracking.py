@@ -7,7 +7,16 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
-from pipeline.tracking import ensure_experiment, file_sha256, fluent_tracking_uri, tracking_uri
+from pipeline.tracking import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    RUNS_VIEW_TAG,
+    ensure_experiment,
+    file_sha256,
+    fluent_tracking_uri,
+    runs_view,
+    tracking_uri,
+)
 
 
 def logger_cfg(**overrides):
@@ -99,8 +108,15 @@ def test_make_ui_prints_each_project_experiment_in_the_training_view(tmp_path):
     client = MlflowClient(store)
     client.create_run(experiment_id)
     client.create_experiment("made by another tool")  # not the project's: not listed
-    assert experiment_lines(store, "http://127.0.0.1:5000") == [
-        f"cvpipe: http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning  (1 run)"]
+    # made by an earlier version of the pipeline: the project's, without the saved runs view
+    older = client.create_experiment("older", tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    assert sorted(experiment_lines(store, "http://127.0.0.1:5000")) == [
+        f"cvpipe: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey=headline"
+        "&workflowType=machine_learning  (1 run)",
+        f"older: http://127.0.0.1:5000/#/experiments/{older}/runs?viewStateShareKey=headline"
+        "&workflowType=machine_learning  (0 runs)"]
+    for experiment in (experiment_id, older):  # the view the addresses name is there
+        assert client.get_experiment(experiment).tags[RUNS_VIEW_TAG] == runs_view()
 
 
 def test_metrics_of_any_class_name_reach_the_run_under_distinct_valid_keys(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ Outputs (each written atomically)::
     out_dir/rejected.json    every rejected sample with its reason code and message
     out_dir/stats.json       class counts, image/box sizes, conversions, warnings
     reports_dir/samples.png  sample grid with boxes; reports_dir/histograms.png
-    metrics_path             the headline counts, for `dvc metrics show`
+    metrics_path             the headline counts (images accepted, rejected, boxes), for `dvc exp show`;
+                             the rest (found, per split, conversions) is in out_dir/stats.json
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ class ImageWriter:
         sample.file = f"images/{name}"
 
 
+HEADLINE = ("images", "rejected", "boxes")  # metrics/prepare.json: accepted samples, quarantined ones, boxes
+
+
 def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metrics_path: str | Path) -> dict:
     """Run the whole prepare step for the ``data`` config ``cfg``; return the stats."""
     source = get_source(cfg.format)
@@ -148,10 +152,6 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
         with atomic_dir(reports_dir) as reports:
             save_sample_grid(manifest, reports / "samples.png")
             save_histograms(manifest, stats, reports / "histograms.png")
-    metrics = {k: stats[k] for k in ("found", "accepted", "rejected", "clipped_boxes", "exif_rotated")}
-    metrics.update({f"{split}_images": info["images"] for split, info in stats["splits"].items()})
-    metrics["classes"] = len(classes)
-    metrics["split_source"] = split_used
-    metrics["boxes"] = stats["boxes"]["count"]
-    atomic_write_json(metrics_path, metrics)
+    counts = (stats["accepted"], stats["rejected"], stats["boxes"]["count"])
+    atomic_write_json(metrics_path, dict(zip(HEADLINE, counts, strict=True)))
     return stats

@@ -284,11 +284,11 @@ def plain(value):
 
 
 def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: dict | None, model_dir: Path,
-         out: Path) -> dict:
+         out: Path, headline: dict | None) -> dict:
     keys = ("seed", f"model.{task}", f"train.{task}", f"augment.{get_task(task).augment}", f"evaluate.{task}")
     config = {key: plain(OmegaConf.select(cfg, key, throw_on_missing=True)) for key in keys}
     run = json.loads((model_dir / RUN_FILE).read_text()) if (model_dir / RUN_FILE).is_file() else {}
-    return {"task": task, "labels": spec["labels"], "metrics": metrics,
+    return {"task": task, "labels": spec["labels"], "headline": headline, "metrics": metrics,
             "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
             "config": config, "git_commit": git_commit(),
             "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -298,10 +298,13 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
 
 
 def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_path: str | Path,
-                  metrics_path: str | Path | None, out_dir: str | Path, parity_path: str | Path) -> dict:
-    """Write the bundle of ``task`` (classifier | detector | fcn) atomically; return the parity figures."""
+                  metrics_path: str | Path | None, out_dir: str | Path, parity_path: str | Path,
+                  headline_path: str | Path | None = None) -> dict:
+    """Write the bundle of ``task`` atomically; return the parity figures. ``metrics_path``: the
+    evaluation's full results (reports/<task>.json), ``headline_path`` its headline (metrics/<task>.json)."""
     model_dir, manifest_path = Path(model_dir), Path(manifest_path)
-    metrics = json.loads(Path(metrics_path).read_text()) if metrics_path and Path(metrics_path).is_file() else None
+    metrics, headline = (json.loads(Path(p).read_text()) if p and Path(p).is_file() else None
+                         for p in (metrics_path, headline_path))
     ex = get_task(task).step("export")(cfg, model_dir, Manifest.read(manifest_path), metrics)
     spec = {**ex.spec, "input": "images", "outputs": list(ex.graph.outputs), "format": "onnx",
             "format_version": FORMAT_VERSION}
@@ -322,7 +325,7 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
                 spec["int8"] = INT8_FILE
         atomic_write_json(out / BUNDLE_FILE, spec)
         sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
-        atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out),
+        atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out, headline),
                                             "parity": checked})
     atomic_write_json(parity_path, checked)
     if cfg.export.register:

@@ -25,7 +25,7 @@ from pipeline.sweep.data import trial_data
 from pipeline.sweep.parent import read_parent
 from pipeline.tasks import TASKS, get_task
 from pipeline.tracking import PARENT_TAG, ensure_experiment, run_label
-from pipeline.training import training_run_id
+from pipeline.training import log_headline, training_run_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) ->
                        preview=previews / f"{task.augment}_preview.png")
     results = task.step("evaluate")(cfg, manifest, pipelines, model, trial_dir / "metrics.json",
                                     trial_dir / "reports", trial_dir / "tables")
+    log_headline(cfg, task, results, model, trial_dir / "reports")  # the runs table's columns, as for a training
     return float(results["val"][cfg.sweep.objective])
 
 

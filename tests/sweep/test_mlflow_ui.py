@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.sweep.parent import children, read_parent
+from pipeline.tasks import TASKS
 from pipeline.tracking import ui_address
 from tests.conftest import PROJECT_ROOT
 from tests.mlflow_server import mlflow_server
@@ -92,7 +93,7 @@ def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logge
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
-                page = browser.new_page(viewport={"width": 1500, "height": 1400})
+                page = browser.new_page(viewport={"width": 2600, "height": 1400})
                 page.goto(ui_address(url, parent["experiment_id"]))  # the address `make ui` prints
                 page.get_by_text("Run Name", exact=True).first.wait_for(timeout=90_000)
                 # the trials are nested under the sweep's run: open it
@@ -118,6 +119,12 @@ def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logge
     assert len(set(names)) == len(names) and all(name.startswith("synthetic_tiny · classifier ") for name in names)
     digest = trials[0].inputs.dataset_inputs[0].dataset.digest
     assert listed.count(f"synthetic_tiny ({digest})") == len(trials), listed[:2000]  # each training's dataset
+    # the runs table opens on the headline metrics (the keys of metrics/classifier.json), with each trial's value
+    words = listed.split()
+    headline = [key for key, _ in TASKS["classifier"].headline]
+    assert all(key in words for key in headline), (headline, listed[:3000])
+    for run in trials:
+        assert f"{run.data.metrics['f1']:g}" in words, (run.data.metrics, listed[:3000])  # 4 decimals, as logged
     assert f"Comparing {len(trials)} Runs" in text, text[:2000]
     details = text[text.index("Run details"):]
     for run in trials:
