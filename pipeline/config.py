@@ -3,6 +3,7 @@ against the schema (pipeline/schema.py) and the task registry before any work st
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Sequence
@@ -10,11 +11,11 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.augment.input_size import check_input_size
-from pipeline.detect.epochs import training_epochs
+from pipeline.data.sources import get_source
 from pipeline.hardware import check_loading, check_trainer
 from pipeline.io.workspace import claim_for_dvc_stage
 from pipeline.schema import ConfigError, validate
-from pipeline.tasks import check_models
+from pipeline.tasks import TASKS, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -34,6 +35,32 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
     return cfg
 
 
+def data_kind(data_format: str) -> str:
+    return get_source(data_format).TASK
+
+
+def check_models(cfg, source: str = "params.yaml") -> None:
+    """Refuse, in one line, a model list the data cannot train (a detector on image folders) or a
+    training monitor its task does not log."""
+    for task in TASKS.values():
+        chosen = cfg.train[task.name].monitor
+        if chosen not in task.monitors:
+            raise ValueError(f"{source}: train.{task.name}.monitor: {chosen!r} is not a metric the {task.name} "
+                             f"logs every epoch; choose one of {', '.join(task.monitors)}")
+    kind = data_kind(cfg.data.format)
+    for name in cfg.data.models:
+        if name not in TASKS:
+            close = difflib.get_close_matches(name, TASKS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"{source}: data.models names {name!r}, which is not a task; {hint}"
+                             f"choose from {', '.join(TASKS)}")
+        if kind not in TASKS[name].data:
+            fits = [t for t in cfg.data.models if kind in TASKS[t].data]
+            raise ValueError(f"{source}: data.models has {name!r}, which needs {' or '.join(TASKS[name].data)} "
+                             f"data, but data.format={cfg.data.format} is {kind} data; train only what fits "
+                             f"with -S 'data.models=[{','.join(fits)}]'")
+
+
 # Keys that take a value or `auto` (typed Any in the schema), checked before any work starts.
 def check_root(data: DictConfig) -> None:
     """``~`` is the shell's: DVC takes ``data.root=~/images`` (a stage's dependency) as a folder named
@@ -43,14 +70,16 @@ def check_root(data: DictConfig) -> None:
                          f"folder's full path, e.g. data.root={Path(str(data.root)).expanduser()}")
 
 
-VALUE_CHECKS = (("train.detector.epochs", lambda cfg: training_epochs(cfg.train.detector, 1)),
-                ("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)),
+VALUE_CHECKS = (("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)),
                 ("trainer.deterministic", lambda cfg: check_trainer(cfg.trainer)),
                 ("data.root", lambda cfg: check_root(cfg.data)))
 
 
 def value_checks(cfg: DictConfig):
     yield from VALUE_CHECKS
+    for task in TASKS.values():  # the tasks' own (pipeline/tasks.py `checks`)
+        for key, reference in task.checks:
+            yield key, lambda cfg, reference=reference: resolve(reference)(cfg)
     for name in cfg.train:  # every training's schedule and loader settings
         yield f"train.{name}.epochs", lambda cfg, name=name: check_schedule(cfg.train[name], f"train.{name}")
         yield f"train.{name}.num_workers", lambda cfg, name=name: check_loading(cfg.train[name], f"train.{name}")

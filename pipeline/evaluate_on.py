@@ -41,8 +41,7 @@ def model_files(model_dir: Path) -> tuple[dict, Path]:
 
 def evaluation_config(overrides: list[str], task, classes: list[str], splits: str):
     """The composed config with the model's classes (ids in its order) and the splits to score."""
-    from pipeline.config import compose, open_dict
-    from pipeline.tasks import data_kind
+    from pipeline.config import compose, data_kind, open_dict
 
     cfg = compose(overrides)
     kind = data_kind(str(cfg.data.format))

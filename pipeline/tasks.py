@@ -9,7 +9,6 @@ imported on use, so this module (and `predict`, which reads it) imports no torch
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ class Task:
     augment: str               # the `augment` section whose pipelines it trains on (its preview is logged)
     train: str                 # (cfg, manifest, pipelines, out, resume, callbacks, preview) -> result dict
     evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables, run_id=None) -> results
-    export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.export.build.Exportable
+    export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.models.exportable.Exportable
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     # the few numbers a user compares (metrics/<task>.json, `dvc exp show`, the MLflow runs table):
     # (key, path in the evaluation's results); keys are short and unique across tasks, so that
@@ -34,11 +33,19 @@ class Task:
     monitor: str = ""          # per-epoch metric a sweep's pruner watches
     outputs: tuple[str, ...] = ("probabilities",)  # the exported graph's outputs, in order
     class_axis: int = -1       # the axis of the first output that holds one value per label
+    # (key, "module:function(cfg)"): checks of the task's `auto`-or-value settings that
+    # pipeline.config runs before any work (a ValueError names the key and the fix)
+    checks: tuple[tuple[str, str], ...] = ()
 
     def step(self, name: str):
         """The function of step ``name`` (train, evaluate, export)."""
-        module, _, function = getattr(self, name).partition(":")
-        return getattr(importlib.import_module(module), function)
+        return resolve(getattr(self, name))
+
+
+def resolve(reference: str):
+    """The function a ``module:function`` reference names, imported on use."""
+    module, _, function = reference.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 TASKS = {
@@ -71,7 +78,8 @@ TASKS = {
              seconds_key="det_s",
              monitors=("val_loss", "val_map_50", "val_map"),
              key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50",
-             outputs=("scores", "boxes")),
+             outputs=("scores", "boxes"),
+             checks=(("train.detector.epochs", "pipeline.detect.epochs:check_epochs"),)),
         Task("multilabel", ("detection", "multilabel"), "multilabel",
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
@@ -101,37 +109,9 @@ def get_task(name: str) -> Task:
         raise ValueError(f"{name!r} is not a task; choose one of {', '.join(TASKS)}") from None
 
 
-def data_kind(data_format: str) -> str:
-    from pipeline.data.sources import get_source
-
-    return get_source(data_format).TASK
-
-
 def monitor_mode(name: str) -> str:
     """Lightning's mode for a monitored metric: losses fall, the others rise."""
     return "min" if name.endswith("loss") else "max"
-
-
-def check_models(cfg, source: str = "params.yaml") -> None:
-    """Refuse, in one line, a model list the data cannot train (a detector on image folders) or a
-    training monitor its task does not log."""
-    for task in TASKS.values():
-        chosen = cfg.train[task.name].monitor
-        if chosen not in task.monitors:
-            raise ValueError(f"{source}: train.{task.name}.monitor: {chosen!r} is not a metric the {task.name} "
-                             f"logs every epoch; choose one of {', '.join(task.monitors)}")
-    kind = data_kind(cfg.data.format)
-    for name in cfg.data.models:
-        if name not in TASKS:
-            close = difflib.get_close_matches(name, TASKS, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ValueError(f"{source}: data.models names {name!r}, which is not a task; {hint}"
-                             f"choose from {', '.join(TASKS)}")
-        if kind not in TASKS[name].data:
-            fits = [t for t in cfg.data.models if kind in TASKS[t].data]
-            raise ValueError(f"{source}: data.models has {name!r}, which needs {' or '.join(TASKS[name].data)} "
-                             f"data, but data.format={cfg.data.format} is {kind} data; train only what fits "
-                             f"with -S 'data.models=[{','.join(fits)}]'")
 
 
 def lookup(results: dict, path: str):

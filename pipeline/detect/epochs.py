@@ -6,6 +6,11 @@ from __future__ import annotations
 AUTO = "auto"
 
 
+def check_epochs(cfg) -> None:
+    """The registry's check of `train.detector.epochs` (a number of epochs or auto)."""
+    training_epochs(cfg.train.detector, 1)
+
+
 def training_epochs(tc, steps_per_epoch: int) -> int:
     """`epochs` when it is a number; for `auto`, `min_epochs`, or more on a small dataset: enough for
     `min_steps` optimiser steps (the heads need a few hundred steps, whatever the epochs)."""

@@ -14,7 +14,6 @@ import datetime
 import json
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from pipeline.export.int8 import int8_model
 from pipeline.export.pooling import portable_max_pooling
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
+from pipeline.models.exportable import SAMPLES, Exportable, image_preprocessing, val_pixels
 from pipeline.predict import draw, tasks
 from pipeline.predict.bundle import (
     BUNDLE_FILE,
@@ -51,35 +51,6 @@ TOLERANCE = 1e-4  # largest difference allowed between PyTorch and the exported 
 
 class ParityError(ValueError):
     """The exported graph does not compute what the trained model does (one line for the user)."""
-SAMPLES = 8
-
-
-@dataclass
-class Exportable:
-    """A loaded model ready for export: its graph, bundle spec and real example inputs."""
-
-    graph: torch.nn.Module
-    spec: dict
-    inputs: list[np.ndarray]  # float32 batches B x 3 x H x W; the FCN's at two sizes
-    sample_images: list[np.ndarray]
-    dynamic_size: bool = False
-
-
-def val_pixels(manifest: Manifest, split: str, count: int) -> list[np.ndarray]:
-    samples = manifest.split(split)[:count]
-    if not samples:
-        raise ValueError(f"export: the manifest has no {split!r} images to check the export on")
-    return [read_image(manifest.path_of(s)).pixels for s in samples]
-
-
-def image_preprocessing(net, info: dict, aug: DictConfig) -> dict:
-    """How `predict` fits an image to a whole-image network: size, resize mode, padding, and the
-    normalisation the graph applies itself."""
-    return {"input_size": list(info["input_size"]), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
-            "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
-            "normalised_in_graph": True}
-
-
 def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
                            metrics: dict | None) -> Exportable:
     from pipeline.classify.evaluate import load_classifier

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pipeline.data.manifest import Manifest
-from pipeline.export.build import SAMPLES, Exportable, image_preprocessing, val_pixels
+from pipeline.models.exportable import SAMPLES, Exportable, image_preprocessing, val_pixels
 from pipeline.predict.preprocess import fit_batch
 from pipeline.tasks import TASKS
 

@@ -21,7 +21,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.io.atomic import atomic_write_json
-from pipeline.tracking import PARENT_TAG, ensure_experiment, flat_params, git_commit, redact
+from pipeline.sweep.runs import STATE_TAG, children
+from pipeline.sweep.summary import summarise
+from pipeline.tracking import ensure_experiment, flat_params, git_commit, redact
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,11 @@ def read_parent(sweep_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def children(client: MlflowClient, parent: dict) -> list:
-    return client.search_runs([parent["experiment_id"]], filter_string=f"tags.`{PARENT_TAG}` = '{parent['run_id']}'",
-                              max_results=50000)
-
-
 def close_stale_children(client: MlflowClient, parent: dict) -> None:
     """Trials still RUNNING when a sweep (re)starts were killed with their process: end them KILLED."""
     for run in children(client, parent):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "sweep.state", "interrupted")
+            client.set_tag(run.info.run_id, STATE_TAG, "interrupted")
             client.set_terminated(run.info.run_id, "KILLED")
 
 
@@ -91,8 +88,6 @@ class MlflowSweepCallback(Callback):
         open_parent(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pipeline.sweep.summary import summarise
-
         parent = OPEN_PARENTS[-1]  # popped once summarised: if that fails, `sweep` ends it FAILED
         client = MlflowClient(tracking_uri=parent["tracking_uri"])
         summary, complete = summarise(client, parent, Path(str(config.hydra.sweep.dir)))

@@ -22,8 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from pipeline.sweep.parent import children  # noqa: E402
-from pipeline.sweep.trial import DIR_TAG, OVERRIDES_TAG, STATE_TAG, TRIAL_TAG  # noqa: E402
+from pipeline.sweep.runs import DIR_TAG, OVERRIDES_TAG, STATE_TAG, TRIAL_TAG, children  # noqa: E402
 from pipeline.training import RUNTIME_KEYS  # noqa: E402
 
 

@@ -23,13 +23,13 @@ from omegaconf import DictConfig, open_dict
 
 from pipeline.sweep.data import trial_data
 from pipeline.sweep.parent import read_parent
+from pipeline.sweep.runs import DIR_TAG, OVERRIDES_TAG, STATE_TAG, TRIAL_TAG
 from pipeline.tasks import TASKS, get_task
 from pipeline.tracking import PARENT_TAG, ensure_experiment, run_label
 from pipeline.training import log_headline, training_run_id
 
 log = logging.getLogger(__name__)
 
-STATE_TAG, TRIAL_TAG, OVERRIDES_TAG, DIR_TAG = "sweep.state", "sweep.trial", "sweep.overrides", "sweep.trial_dir"
 
 
 def objective(cfg: DictConfig, data: tuple, trial_dir: Path, callbacks: list) -> float:

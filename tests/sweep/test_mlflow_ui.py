@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.sweep.parent import children, read_parent
+from pipeline.sweep.parent import read_parent
+from pipeline.sweep.runs import children
 from pipeline.tasks import TASKS
 from pipeline.tracking import ui_address
 from tests.conftest import PROJECT_ROOT

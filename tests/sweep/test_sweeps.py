@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 from pipeline.config import compose
 from pipeline.io.atomic import partial_dir
 from pipeline.sweep.optuna_search import INTERRUPTED, RETRY_OF
-from pipeline.sweep.parent import children, read_parent
+from pipeline.sweep.parent import read_parent
+from pipeline.sweep.runs import children
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
