@@ -29,7 +29,7 @@ import torch
 import pipeline  # noqa: F401  (offline environment defaults)
 from pipeline.config import load_params
 from pipeline.data.manifest import Manifest
-from pipeline.export.int8 import QUANTIZED_TASKS, int8_model
+from pipeline.export.int8 import int8_model
 from pipeline.predict.bundle import INT8_FILE, PT2_FILE, Bundle, session_of
 from pipeline.tasks import get_task
 
@@ -67,10 +67,10 @@ def batch_of(first: np.ndarray, size: int) -> np.ndarray:
 
 def quantized(model: str, cfg, manifest: Manifest, bundle: Bundle, work: Path) -> tuple[dict | None, object]:
     """(the int8 check, the int8 model's run) of a copy of ``bundle``; (None, None) for the FCN."""
-    if model not in QUANTIZED_TASKS:
+    if not bundle.kind.quantized:
         return None, None
     copy = Path(shutil.copytree(bundle.root, work / model))
-    report = int8_model(model, cfg.export.int8, Bundle(copy, bundle.spec, session_of(copy / "model.onnx")), manifest)
+    report = int8_model(cfg.export.int8, Bundle(copy, bundle.spec, session_of(copy / "model.onnx")), manifest)
     if not (copy / INT8_FILE).is_file():
         return report, None
     return report, Bundle(copy, bundle.spec, session_of(copy / INT8_FILE, torch.get_num_threads())).run

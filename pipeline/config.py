@@ -70,7 +70,9 @@ def check_root(data: DictConfig) -> None:
                          f"folder's full path, e.g. data.root={Path(str(data.root)).expanduser()}")
 
 
-VALUE_CHECKS = (("augment.detector.input_size", lambda cfg: check_input_size(cfg.augment.detector)),
+VALUE_CHECKS = (*((f"augment.{section}.input_size",
+                  lambda cfg, section=section: check_input_size(cfg.augment[section], section))
+                 for section in sorted({task.augment for task in TASKS.values()})),
                 ("trainer.deterministic", lambda cfg: check_trainer(cfg.trainer)),
                 ("data.root", lambda cfg: check_root(cfg.data)))
 

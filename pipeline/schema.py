@@ -108,8 +108,11 @@ class SyntheticData(Data):
     objects_per_scene: List[int] = MISSING
 
 
-DATA_FORMATS = {"folders": FolderData, "voc": VocData, "coco": CocoData, "csv": CsvData, "kitti": KittiData,
-                "yolo": YoloData, "synthetic": SyntheticData, "multilabel_csv": MultilabelCsvData}
+# Each data format, declared once: its settings (validated here) and its importer, the module
+# pipeline/data/sources/<importer>.py (pipeline.data.sources.get_source)
+DATA_FORMATS = {"folders": (FolderData, "folders"), "voc": (VocData, "voc"), "coco": (CocoData, "coco"),
+                "csv": (CsvData, "csv_boxes"), "kitti": (KittiData, "kitti"), "yolo": (YoloData, "yolo"),
+                "synthetic": (SyntheticData, "synthetic"), "multilabel_csv": (MultilabelCsvData, "multilabel_csv")}
 
 # --- augmentation ---------------------------------------------------------------------------------
 
@@ -126,7 +129,8 @@ class BoxPolicy:  # albumentations.BboxParams
 
 @dataclass
 class Augment:
-    input_size: List[int] = MISSING
+    input_size: Any = MISSING            # [width, height], or auto (pipeline/augment/input_size.py)
+    auto_input_sizes: List[int] = MISSING  # the square sizes `auto` chooses from
     resize: str = MISSING
     pad_fill: int = MISSING
     boxes: Optional[BoxPolicy] = MISSING
@@ -142,8 +146,6 @@ class Tiles:  # resize: tile (pipeline/augment/build.py, pipeline/predict/tiles.
 
 @dataclass
 class DetectorAugment(Augment):
-    input_size: Any = MISSING            # [width, height], or auto (pipeline/augment/input_size.py)
-    auto_input_sizes: List[int] = MISSING  # the square sizes `auto` chooses from
     tiles: Tiles = MISSING
 
 
@@ -439,8 +441,9 @@ def schema_for(cfg: DictConfig, source: str):
         raise ConfigError(f"{source}: data.format: {data_format!r} is not a known format; choose one of "
                           f"{', '.join(sorted(DATA_FORMATS))}")
     schema = OmegaConf.structured(Project)
-    schema.data = OmegaConf.structured(DATA_FORMATS[data_format])
-    return schema, DATA_FORMATS[data_format]
+    settings = DATA_FORMATS[data_format][0]
+    schema.data = OmegaConf.structured(settings)
+    return schema, settings
 
 
 def validate(cfg: DictConfig, source: str = "params.yaml", locate=None) -> DictConfig:

@@ -18,9 +18,11 @@ class Task:
     name: str
     data: tuple[str, ...]      # kinds of prepared data it trains on: classification, detection, multilabel
     augment: str               # the `augment` section whose pipelines it trains on (its preview is logged)
+    preview: str               # (manifest, samples, seed) -> (examples, classes) the augment stage previews
     train: str                 # (cfg, manifest, pipelines, out, resume, callbacks, preview) -> result dict
     evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables, run_id=None) -> results
     export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.models.exportable.Exportable
+    bundled: str               # its bundles in `predict` (torch-free): a pipeline.predict.bundled.Bundled
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     # the few numbers a user compares (metrics/<task>.json, `dvc exp show`, the MLflow runs table):
     # (key, path in the evaluation's results); keys are short and unique across tasks, so that
@@ -36,9 +38,12 @@ class Task:
     # (key, "module:function(cfg)"): checks of the task's `auto`-or-value settings that
     # pipeline.config runs before any work (a ValueError names the key and the fix)
     checks: tuple[tuple[str, str], ...] = ()
+    # "module:function(manifest) -> bool": the data reaches its model as patches (crops), so that
+    # `input_size: auto` keeps their small size; empty: whole images
+    sees_patches: str = ""
 
     def step(self, name: str):
-        """The function of step ``name`` (train, evaluate, export)."""
+        """The function of step ``name`` (train, evaluate, export), or its `bundled` object."""
         return resolve(getattr(self, name))
 
 
@@ -50,28 +55,32 @@ def resolve(reference: str):
 
 TASKS = {
     task.name: task for task in (
-        Task("classifier", ("classification", "detection"), "classifier",
+        Task("classifier", ("classification", "detection"), "classifier", "pipeline.classify.preview:preview_examples",
              train="pipeline.classify.train:train_classifier",
              evaluate="pipeline.classify.evaluate:evaluate_classifier",
-             export="pipeline.export.build:load_classifier_export",
+             export="pipeline.classify.export:load_classifier_export",
+             bundled="pipeline.classify.bundled:BUNDLED",
              trained=("val_acc", "val_f1"),
              headline=(("acc", "val.accuracy"), ("f1", "val.macro_f1"), ("test_acc", "test.accuracy"),
                        ("test_f1", "test.macro_f1")), seconds_key="cls_s",
              monitors=("val_loss", "val_acc", "val_f1"),
-             key_metric=("val", "accuracy"), objectives=("accuracy", "macro_f1"), monitor="val_acc"),
-        Task("fcn", ("detection",), "classifier",
+             key_metric=("val", "accuracy"), objectives=("accuracy", "macro_f1"), monitor="val_acc",
+             sees_patches="pipeline.classify.preview:sees_patches"),
+        Task("fcn", ("detection",), "classifier", "pipeline.classify.preview:preview_examples",
              train="pipeline.heatmap.train:train_fcn",
              evaluate="pipeline.heatmap.stage:evaluate_fcn",
-             export="pipeline.export.build:load_fcn_export",
+             export="pipeline.heatmap.export:load_fcn_export",
+             bundled="pipeline.heatmap.bundled:BUNDLED",
              trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
              headline=(("speedup", "speed_ratio"), ("pointing", "pointing_game.fcn"), ("ap50", "ap50.fcn")),
              seconds_key="fcn_s",
              monitors=("val_loss", "val_acc", "val_f1"),  # its patch classifier's; the dense phase: its loss
-             key_metric=("pointing_game", "fcn"), class_axis=1),
-        Task("detector", ("detection",), "detector",
+             key_metric=("pointing_game", "fcn"), class_axis=1, sees_patches="pipeline.classify.preview:sees_patches"),
+        Task("detector", ("detection",), "detector", "pipeline.detect.preview:preview_examples",
              train="pipeline.detect.train:train_detector",
              evaluate="pipeline.detect.evaluate:evaluate_detector",
-             export="pipeline.export.build:load_detector_export",
+             export="pipeline.detect.export:load_detector_export",
+             bundled="pipeline.detect.bundled:BUNDLED",
              trained=("val_map_50", "val_map"),
              headline=(("map50", "val.map_50"), ("map", "val.map"), ("test_map50", "test.map_50"),
                        ("test_map", "test.map"), ("best_f1", "val.best_f1"), ("f1_conf", "val.best_f1_confidence")),
@@ -80,10 +89,11 @@ TASKS = {
              key_metric=("val", "map_50"), objectives=("map_50", "map", "map_75"), monitor="val_map_50",
              outputs=("scores", "boxes"),
              checks=(("train.detector.epochs", "pipeline.detect.epochs:check_epochs"),)),
-        Task("multilabel", ("detection", "multilabel"), "multilabel",
+        Task("multilabel", ("detection", "multilabel"), "multilabel", "pipeline.multilabel.preview:preview_examples",
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
              export="pipeline.multilabel.export:load_multilabel_export",
+             bundled="pipeline.multilabel.bundled:BUNDLED",
              trained=("val_map", "val_f1"),
              headline=(("ml_map", "val.map"), ("ml_f1", "val.macro_f1"), ("ml_test_map", "test.map"),
                        ("ml_test_f1", "test.macro_f1")), seconds_key="ml_s",

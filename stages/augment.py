@@ -19,7 +19,8 @@ def main(argv=None) -> None:
     summary = run_augment(params.augment, args.manifest, args.out, args.reports, int(params.seed))
     for task, steps in summary.items():
         size = "x".join(str(v) for v in steps["input_size"])
-        print(f"augment {task} ({size}): train = {' -> '.join(steps['train'])}; eval = {' -> '.join(steps['eval'])}")
+        print(f"augment {task} ({size}, {steps['sized_by']}): train = {' -> '.join(steps['train'])}; "
+              f"eval = {' -> '.join(steps['eval'])}")
 
 
 if __name__ == "__main__":

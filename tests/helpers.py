@@ -130,13 +130,13 @@ def write_csv(root: Path, truths: list[Truth]) -> None:
                 writer.writerow([t.name, t.width, t.height, c, *b])
 
 
-def write_folders(root: Path, labels: dict[str, int], seed: int = 0) -> None:
-    """``labels[class] = number of images`` in root/<class>/."""
+def write_folders(root: Path, labels: dict[str, int], seed: int = 0, size: tuple[int, int] = (40, 30)) -> None:
+    """``labels[class] = number of images`` of ``size`` (width, height) in root/<class>/."""
     k = 0
     for name, count in labels.items():
         for i in range(count):
             k += 1
-            write_image(root / name / f"{i:03d}.jpg", noise_image(40, 30, seed * 1000 + k), quality=95)
+            write_image(root / name / f"{i:03d}.jpg", noise_image(*size, seed * 1000 + k), quality=95)
 
 
 WRITERS = {"voc": write_voc, "coco": write_coco, "kitti": write_kitti, "yolo": write_yolo, "csv": write_csv}

@@ -13,8 +13,8 @@ from dvc.utils.hydra import compose_and_dump
 from omegaconf import OmegaConf
 
 from pipeline.config import CONF_DIR, PROJECT_ROOT, compose, load_params
-from pipeline.data.sources import SOURCES
-from pipeline.schema import ConfigError
+from pipeline.data.sources import get_source
+from pipeline.schema import DATA_FORMATS, ConfigError
 from pipeline.tasks import STEP_PARAMS, TASKS
 
 
@@ -32,16 +32,16 @@ def test_params_yaml_is_exactly_the_composed_conf(tmp_path):
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml") if p.stem[0] != "_"))
 def test_every_data_option_composes_to_a_valid_config_with_models_that_fit(option):
     cfg = compose([f"data={option}"])  # validated: schema and models
-    assert cfg.data.format in SOURCES
+    assert cfg.data.format in DATA_FORMATS
     assert cfg.data.root, "dvc.yaml depends on ${data.root}: every data option sets it"
     assert abs(sum(cfg.data.split[name] for name in ("train", "val", "test")) - 1) < 1e-9
-    kind = SOURCES[cfg.data.format].TASK
+    kind = get_source(cfg.data.format).TASK
     assert cfg.data.models and all(kind in TASKS[m].data for m in cfg.data.models)
 
 
 def test_detection_presets_train_the_detector_alone_and_the_built_in_data_every_model():
     detection = [p.stem for p in (CONF_DIR / "data").glob("*.yaml")
-                 if p.stem[0] != "_" and SOURCES[compose([f"data={p.stem}"]).data.format].TASK == "detection"]
+                 if p.stem[0] != "_" and get_source(compose([f"data={p.stem}"]).data.format).TASK == "detection"]
     assert {"voc", "coco", "kitti", "yolo", "csv", "raccoon", "bccd"} <= set(detection)
     for option in detection:
         expected = ["classifier", "fcn", "detector", "multilabel"] if option in ("synthetic", "synthetic_tiny") else [
@@ -121,6 +121,8 @@ def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Pat
     ("train.detector.epochs", "atuo", "train.detector.epochs: 'atuo' is neither a positive integer nor auto"),
     ("augment.detector.input_size", [160], "augment.detector.input_size: [160] is neither [width, height] "
                                            "(positive integers) nor auto"),
+    ("augment.classifier.input_size", "atuo", "augment.classifier.input_size: 'atuo' is neither [width, height] "
+                                              "(positive integers) nor auto"),
 ])
 def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, path, value, expected):
     params = edited_params(tmp_path, path, value)

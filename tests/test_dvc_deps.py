@@ -13,6 +13,16 @@ from tests.conftest import PROJECT_ROOT
 from tests.imports import imported_modules, module_file
 
 CHECKS = [reference.partition(":")[0] for task in TASKS.values() for _, reference in task.checks]
+# The registry's references each stage resolves: a per-model stage those of its model, the
+# augment stage those of every task (its section's preview and view of the data).
+HOOKS = {"train": ("train",), "evaluate": ("evaluate",), "export": ("export", "bundled"),
+         "augment": ("preview", "sees_patches")}
+
+
+def hooks(stage: str, item: str | None) -> list[str]:
+    tasks = [TASKS[item]] if item else list(TASKS.values())
+    references = [getattr(task, hook) for task in tasks for hook in HOOKS.get(stage, ())]
+    return [reference.partition(":")[0] for reference in references if reference]
 
 
 def closure(start: list[Path], modules: list[str]) -> set[Path]:
@@ -47,9 +57,7 @@ def stage_cases() -> list[tuple[str, str, list[str], list[str]]]:
         for item in items:
             script = filled(body["cmd"], item).split()[1]
             deps = [filled(d, item) for d in body.get("deps", [])]
-            step = getattr(TASKS[item], name, None) if item else None
-            registry = [step.partition(":")[0]] if isinstance(step, str) else []
-            registry += CHECKS  # every stage loads params.yaml, which runs them
+            registry = hooks(name, item) + CHECKS  # every stage loads params.yaml, which runs the checks
             cases.append((f"{name}@{item}" if item else name, script, deps, registry))
     return cases
 

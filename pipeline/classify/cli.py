@@ -17,11 +17,12 @@ import torch
 
 from pipeline.augment.apply import Example, augment, image_tensor
 from pipeline.augment.build import load_pipeline
+from pipeline.classify.bundled import format_line
 from pipeline.classify.evaluate import load_classifier
 from pipeline.devices import accelerator_device
 from pipeline.io.atomic import atomic_write_json
 from pipeline.io.images import ImageError, read_image
-from pipeline.predict.cli import PictureNames, format_line, image_paths, shown
+from pipeline.predict.cli import PictureNames, image_paths, shown
 from pipeline.predict.draw import classes_picture
 from pipeline.training import PREPROCESS_FILE
 

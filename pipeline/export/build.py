@@ -21,15 +21,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.data.manifest import Manifest
-from pipeline.export.detection_parity import compare as compare_detections
-from pipeline.export.detection_parity import failures as detection_failures
-from pipeline.export.graphs import ClassifierGraph, DetectorGraph, FCNGraph
 from pipeline.export.int8 import int8_model
 from pipeline.export.pooling import portable_max_pooling
 from pipeline.io.atomic import atomic_dir, atomic_write_json
-from pipeline.io.images import read_image
-from pipeline.models.exportable import SAMPLES, Exportable, image_preprocessing, val_pixels
-from pipeline.predict import draw, tasks
+from pipeline.models.exportable import Exportable
+from pipeline.predict import draw
 from pipeline.predict.bundle import (
     BUNDLE_FILE,
     CARD_FILE,
@@ -41,7 +37,6 @@ from pipeline.predict.bundle import (
     Bundle,
     session_of,
 )
-from pipeline.predict.preprocess import batch, fit_batch, network_batch, scaled
 from pipeline.tasks import get_task
 from pipeline.tracking import file_sha256, git_commit
 from pipeline.training import RUN_FILE
@@ -51,60 +46,6 @@ TOLERANCE = 1e-4  # largest difference allowed between PyTorch and the exported 
 
 class ParityError(ValueError):
     """The exported graph does not compute what the trained model does (one line for the user)."""
-def load_classifier_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
-                           metrics: dict | None) -> Exportable:
-    from pipeline.classify.evaluate import load_classifier
-
-    net, info = load_classifier(model_dir)
-    pre = image_preprocessing(net, info, cfg.augment.classifier)
-    images = val_pixels(manifest, "val", SAMPLES)
-    spec = {"task": "classifier", "labels": info["classes"], "preprocessing": pre, "postprocessing": {},
-            "model": info["model"]}
-    return Exportable(ClassifierGraph(net).eval(), spec, [fit_batch(images, pre)[0]], images)
-
-
-def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
-                         metrics: dict | None) -> Exportable:
-    from pipeline.detect.train import load_detector
-
-    net, anchors, coder, info = load_detector(model_dir)
-    aug = cfg.augment.detector
-    size = tuple(info["input_size"])
-    pre = {"input_size": list(size), "resize": str(aug.resize), "pad_fill": int(aug.pad_fill),
-           "mean": net.mean.flatten().div(255).tolist(), "std": net.std.flatten().div(255).tolist(),
-           "normalised_in_graph": True}
-    if info["tiles"]:  # sliced inference: the tile settings the model was trained and evaluated with
-        pre.update(resize="tile", pad_fill=int(info["tiles"]["pad_fill"]),
-                   tiles={k: info["tiles"][k] for k in ("overlap", "merge_ios")})
-    post = {**info["postprocess"], "anchors": len(anchors), "anchor_spec": info["model"]["anchors"],
-            "grids": [list(g) for g in net.grids], "box_format": "xyxy fractions of the input (decoded in the graph)"}
-    images = val_pixels(manifest, "val", SAMPLES)
-    spec = {"task": "detector", "labels": info["classes"], "preprocessing": pre, "postprocessing": post,
-            "model": info["model"]}
-    example = network_batch(images[0], pre)[:SAMPLES] if info["tiles"] else fit_batch(images, pre)[0]
-    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [example], images)
-
-
-def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metrics: dict | None) -> Exportable:
-    from pipeline.heatmap.stage import heatmap_split
-    from pipeline.heatmap.train import load_fcn
-
-    fcn, info = load_fcn(model_dir)
-    g = fcn.geometry
-    mean = fcn.mean.flatten().div(255).tolist()
-    pre = {"window": list(g.window), "stride": g.stride, "scales": [float(s) for s in cfg.evaluate.fcn.scales],
-           "mean": mean, "std": fcn.std.flatten().div(255).tolist(), "normalised_in_graph": True,
-           "min_size": list(g.window)}
-    background = "background" if "background" in info["classes"] else None
-    scenes = manifest.split(heatmap_split(manifest, str(cfg.evaluate.fcn.split)))
-    images = [read_image(manifest.path_of(s)).pixels for s in scenes[:4]]
-    fill = [round(m * 255) for m in mean]
-    inputs = [batch([scaled(images[0], 1.0, g.window, fill)]), batch([scaled(images[0], 0.61, g.window, fill)])]
-    spec = {"task": "fcn", "labels": info["classes"], "preprocessing": pre,
-            "postprocessing": {"background": background}, "model": info["model"]}
-    return Exportable(FCNGraph(fcn).eval(), spec, inputs, images, dynamic_size=True)
-
-
 @contextmanager
 def without_stack_traces():
     """Tracing without recording each graph node's Python stack where this torch has the switch
@@ -172,8 +113,6 @@ def strip_onnx_debug_info(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-
-
 def max_difference(a, b) -> float:
     a = a if isinstance(a, (tuple, list)) else (a,)
     b = b if isinstance(b, (tuple, list)) else (b,)
@@ -204,50 +143,11 @@ def parity(ex: Exportable, out: Path) -> dict:
               "tolerance": TOLERANCE}
     result["failed"] = [f"{k} {result[k]:.3g} > {TOLERANCE}" for k in ("onnx_max_abs_diff", "pt2_max_abs_diff")
                         if result[k] > TOLERANCE]
-    if ex.spec["task"] == "detector":
-        result["detections"] = detection_parity(ex, session)
-        result["failed"] += detection_failures(result["detections"])
+    if ex.parity is not None:
+        name, report, failed = ex.parity(ex, session)
+        result[name] = report
+        result["failed"] += failed
     return result
-
-
-def detection_parity(ex: Exportable, session) -> dict:
-    """Torchvision post-processing of eager PyTorch's outputs vs `predict`'s numpy post-processing of
-    onnxruntime's, on every example batch, compared as pipeline.export.detection_parity says."""
-    from pipeline.detect.postprocess import detections as torch_detections
-    from pipeline.predict.postprocess import detections as numpy_detections
-    from pipeline.predict.postprocess import settings
-
-    graph, post = ex.graph, settings(ex.spec["postprocessing"])
-    size = tuple(ex.spec["preprocessing"]["input_size"])
-    reference, candidate, raw_reference, raw_candidate = [], [], [], []
-    pixels = torch.tensor([size[0], size[1], size[0], size[1]], dtype=torch.float32)
-    for x in ex.inputs:
-        logits, deltas = graph.net(torch.from_numpy(x))
-        reference += [{k: v.numpy() for k, v in found.items()}
-                      for found in torch_detections(logits, deltas, graph.anchors, graph.coder, size, **post)]
-        raw_reference += [{"boxes": (graph.coder.decode(d, graph.anchors) / graph.scale * pixels).numpy(),
-                           "scores": torch.sigmoid(lg).numpy()} for lg, d in zip(logits, deltas)]
-        scores, boxes = session.run(None, {"images": x})
-        candidate += [numpy_detections(s, b, size, **post) for s, b in zip(scores, boxes)]
-        raw_candidate += [{"boxes": b * pixels.numpy(), "scores": s} for s, b in zip(scores, boxes)]
-    return compare_detections(reference, candidate, post["score_threshold"], post["max_detections"],
-                              (raw_reference, raw_candidate))
-
-
-def sample_picture(bundle: Bundle, images: list[np.ndarray]):
-    labels = bundle.labels
-    if bundle.task == "classifier":
-        pictures = [draw.caption_picture(px, f"{labels[int(probs.argmax())]} {probs.max():.2f}")
-                    for px, probs in zip(images, tasks.classify(bundle, images))]
-    elif bundle.task == "multilabel":
-        pictures = [draw.caption_picture(px, ", ".join(f"{name} {p:.2f}" for name, p in found) or "-")
-                    for px, found in zip(images, tasks.tag(bundle, images))]
-    elif bundle.task == "detector":
-        pictures = [draw.boxes_picture(px, found, labels) for px, found in zip(images, tasks.detect(bundle, images))]
-    else:
-        background = bundle.spec["postprocessing"].get("background")
-        pictures = [draw.heatmap_picture(px, tasks.heatmaps(bundle, px), labels, background) for px in images]
-    return draw.grid(pictures)
 
 
 def plain(value):
@@ -290,12 +190,14 @@ def export_bundle(task: str, cfg: DictConfig, model_dir: str | Path, manifest_pa
             raise ParityError(f"export {task}: parity failed: {'; '.join(checked['failed'])} "
                               f"(the full report is in {parity_path})")
         if cfg.export.int8.enabled:
-            checked["int8"] = int8_model(task, cfg.export.int8, Bundle(out, spec, session_of(out / ONNX_FILE)),
+            checked["int8"] = int8_model(cfg.export.int8, Bundle(out, spec, session_of(out / ONNX_FILE)),
                                          Manifest.read(manifest_path))
             if checked["int8"] and checked["int8"]["shipped"]:
                 spec["int8"] = INT8_FILE
         atomic_write_json(out / BUNDLE_FILE, spec)
-        sample_picture(Bundle.load(out), ex.sample_images).save(out / SAMPLES_FILE)
+        samples = Bundle.load(out)
+        draw.grid([samples.kind.draw(px, result, samples) for px, result in
+                   zip(ex.sample_images, samples.kind.infer(samples, ex.sample_images))]).save(out / SAMPLES_FILE)
         atomic_write_json(out / CARD_FILE, {**card(task, cfg, spec, manifest_path, metrics, model_dir, out, headline),
                                             "parity": checked})
     atomic_write_json(parity_path, checked)

@@ -1,12 +1,10 @@
 """Int8 bundles (``export.int8.enabled``): ONNX Runtime's static quantization of the bundle's fp32
 ONNX graph (QDQ format, int8 weights per channel, uint8 activations), calibrated on training
 images through `predict`'s own preprocessing, then checked on validation images against the fp32
-graph: classifier accuracy (and top-1 agreement), multi-label decision agreement, detector
-mAP@0.5. A graph whose quality drops by more than ``export.int8.max_drop`` is not shipped: the
-report says why and the bundle keeps its fp32 model only.
-
-The heatmap network is not quantized: its outputs are dense maps at any input size, which the
-quantity checked here (a score on whole images) does not cover.
+graph, by the quality each task compares (its `bundled` module: classifier accuracy and top-1
+agreement, multi-label decision agreement, detector mAP@0.5). A graph whose quality drops by more
+than ``export.int8.max_drop`` is not shipped: the report says why and the bundle keeps its fp32
+model only. A task may decline quantization (the heatmap network: dense maps at any input size).
 """
 
 from __future__ import annotations
@@ -20,11 +18,8 @@ from omegaconf import DictConfig
 
 from pipeline.data.manifest import Manifest
 from pipeline.io.images import read_image
-from pipeline.predict import tasks
 from pipeline.predict.bundle import INT8_FILE, Bundle, session_of
 from pipeline.predict.preprocess import network_batch
-
-QUANTIZED_TASKS = ("classifier", "multilabel", "detector")
 
 
 def split_images(manifest: Manifest, split: str, count: int) -> tuple[list, list[np.ndarray]]:
@@ -51,45 +46,12 @@ def quantize(fp32: Path, out: Path, spec: dict, calibration: list[np.ndarray]) -
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
 
 
-def quality(bundle: Bundle, samples: list, images: list[np.ndarray], manifest: Manifest) -> dict:
-    """What the int8 check compares: per task, the outputs and the score against the ground truth."""
-    if bundle.task == "detector":
-        import torch
-
-        from pipeline.detect.metrics import detection_metrics
-
-        found = tasks.detect(bundle, images)
-        preds = [{k: torch.from_numpy(np.asarray(v)) for k, v in f.items()} for f in found]
-        truth = [{"boxes": torch.tensor(s.boxes, dtype=torch.float32).reshape(-1, 4),
-                  "labels": torch.tensor(s.box_labels, dtype=torch.int64)} for s in samples]
-        return {"score": detection_metrics(preds, truth, bundle.labels)["map_50"] or 0.0}
-    probs = tasks.classify(bundle, images)
-    if bundle.task == "multilabel":
-        decisions = probs >= np.asarray(bundle.spec["postprocessing"]["thresholds"], np.float32)
-        return {"decisions": decisions, "probs": probs}
-    labels = [s.label for s in samples]
-    score = float(np.mean(probs.argmax(1) == np.asarray(labels))) if manifest.task == "classification" else None
-    return {"score": score, "probs": probs}
-
-
-def compare(fp32: dict, int8: dict, task: str) -> dict:
-    if task == "detector":
-        return {"metric": "map_50", "fp32": fp32["score"], "int8": int8["score"], "drop": fp32["score"] - int8["score"]}
-    if task == "multilabel":
-        agreement = float(np.mean(fp32["decisions"] == int8["decisions"]))
-        return {"metric": "decision_agreement", "fp32": 1.0, "int8": agreement, "drop": 1.0 - agreement}
-    agreement = float(np.mean(fp32["probs"].argmax(1) == int8["probs"].argmax(1)))
-    result = {"top1_agreement": agreement, "max_abs_diff": float(np.abs(fp32["probs"] - int8["probs"]).max())}
-    if fp32["score"] is None:  # the patch classifier of detection data: no whole-image labels to score
-        return {**result, "metric": "top1_agreement", "fp32": 1.0, "int8": agreement, "drop": 1.0 - agreement}
-    return {**result, "metric": "accuracy", "fp32": fp32["score"], "int8": int8["score"],
-            "drop": fp32["score"] - int8["score"]}
-
-
-def int8_model(task: str, settings: DictConfig, bundle: Bundle, manifest: Manifest) -> dict | None:
-    """Write ``INT8_FILE`` next to the bundle's fp32 model and return its check; the file is removed
-    again when the quality drops by more than ``settings.max_drop``. None for the heatmap network."""
-    if task not in QUANTIZED_TASKS:
+def int8_model(settings: DictConfig, bundle: Bundle, manifest: Manifest) -> dict | None:
+    """Write ``INT8_FILE`` next to the bundle's fp32 model and return its check (the quality its task
+    compares: pipeline.predict.bundled); the file is removed again when the quality drops by more
+    than ``settings.max_drop``. None for a task that is not quantized (the heatmap network)."""
+    kind = bundle.kind
+    if not kind.quantized:
         return None
     out = bundle.root / INT8_FILE
     _, calibration = split_images(manifest, "train", int(settings.calibration_images))
@@ -98,15 +60,15 @@ def int8_model(task: str, settings: DictConfig, bundle: Bundle, manifest: Manife
     if not samples:
         raise ValueError("export.int8: the manifest has no validation images to check the int8 model on")
     quantized = Bundle(bundle.root, bundle.spec, session_of(out))
-    report = {**compare(quality(bundle, samples, images, manifest), quality(quantized, samples, images, manifest),
-                        task),
+    report = {**kind.int8_compare(kind.int8_quality(bundle, samples, images, manifest),
+                                  kind.int8_quality(quantized, samples, images, manifest)),
               "images": len(samples), "calibration_images": len(calibration),
               "size_mb": {"fp32": round((bundle.root / "model.onnx").stat().st_size / 2**20, 3),
                           "int8": round(out.stat().st_size / 2**20, 3)}}
     report["shipped"] = report["drop"] <= float(settings.max_drop)
     if not report["shipped"]:
         out.unlink()
-        print(f"warning: export {task}: the int8 model is not shipped: {report['metric']} dropped by "
+        print(f"warning: export {bundle.task}: the int8 model is not shipped: {report['metric']} dropped by "
               f"{report['drop']:.4f} (> export.int8.max_drop {settings.max_drop}); the bundle keeps fp32 only",
               file=sys.stderr)
     return report

@@ -4,6 +4,7 @@ spec and real example inputs, and the helpers every task's loader uses to fill t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ class Exportable:
     inputs: list[np.ndarray]  # float32 batches B x 3 x H x W; the FCN's at two sizes
     sample_images: list[np.ndarray]
     dynamic_size: bool = False
+    # the task's own check after the graphs' outputs agree: (self, onnxruntime session) ->
+    # (report name, report, failures), e.g. the detector's detections after post-processing
+    parity: Callable[[Exportable, object], tuple[str, dict, list[str]]] | None = None
 
 
 def val_pixels(manifest: Manifest, split: str, count: int) -> list[np.ndarray]:

@@ -25,7 +25,7 @@ from pipeline.training import MODEL_FILE
 log = logging.getLogger(__name__)
 
 BEST_CHECKPOINT = "best.ckpt"
-BUNDLE_PREFIXES = ("net.", "fcn.")  # the exported graphs wrap the network (pipeline/export/graphs.py)
+BUNDLE_PREFIXES = ("net.", "fcn.")  # the exported graphs wrap the network (each task's export.py)
 BUNDLE_EXTRAS = ("anchors", "scale")  # the detector graph's own buffers, not the network's
 
 

@@ -15,16 +15,6 @@ BUNDLE_FILE, ONNX_FILE, PT2_FILE, INT8_FILE = "bundle.json", "model.onnx", "mode
 FORMAT_VERSION = 1  # of bundle.json and the graph's inputs and outputs; raised when `predict` must change
 CARD_FILE, SAMPLES_FILE = "card.json", "samples.png"
 
-# What `predict` reads from bundle.json, per task (checked before any image is read).
-IMAGE_INPUT = ("preprocessing.input_size", "preprocessing.resize", "preprocessing.pad_fill")
-REQUIRED = {
-    "classifier": IMAGE_INPUT,
-    "multilabel": (*IMAGE_INPUT, "postprocessing.thresholds"),
-    "detector": (*IMAGE_INPUT, "postprocessing.score_threshold", "postprocessing.nms_iou", "postprocessing.top_k",
-                 "postprocessing.max_detections"),
-    "fcn": ("preprocessing.window", "preprocessing.stride", "preprocessing.scales", "preprocessing.mean",
-            "postprocessing.background"),
-}
 COMMON = ("task", "labels", "input", "preprocessing", "postprocessing")
 TILED = ("preprocessing.tiles.overlap", "preprocessing.tiles.merge_ios")  # resize: tile (sliced inference)
 REEXPORT = "re-export the bundle (dvc repro export@<model>)"
@@ -39,7 +29,8 @@ def check_spec(spec, path: Path) -> None:
     if spec.get("task") not in TASKS:
         raise ValueError(f"{path}: task {spec.get('task')!r} is not one of {', '.join(TASKS)}; {fix}")
     tiled = isinstance(spec.get("preprocessing"), dict) and spec["preprocessing"].get("resize") == "tile"
-    for key in (*COMMON, *REQUIRED[spec["task"]], *(TILED if tiled else ())):
+    required = TASKS[spec["task"]].step("bundled").required  # what `predict` reads for this task
+    for key in (*COMMON, *required, *(TILED if tiled else ())):
         node = spec
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -122,6 +113,11 @@ class Bundle:
     @property
     def task(self) -> str:
         return self.spec["task"]
+
+    @property
+    def kind(self):
+        """How `predict` runs this task's bundles (pipeline.predict.bundled.Bundled)."""
+        return TASKS[self.task].step("bundled")
 
     @property
     def labels(self) -> list[str]:

@@ -23,7 +23,6 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from pipeline.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, is_image_file, read_image
-from pipeline.predict import draw, tasks
 from pipeline.predict.bundle import Bundle
 
 
@@ -62,14 +61,6 @@ class PictureNames:
             name = f"{base}_{n}_{kind}.png"
         self.used.add(name)
         return name
-
-
-def format_line(name: str, probs: np.ndarray, classes: list[str]) -> str:
-    """The classic one-line-per-image format: ``name is a <best> c1=p1% c2=p2% ...``."""
-    best = classes[int(probs.argmax())]
-    article = "an" if best[:1].lower() in "aeiou" else "a"
-    shares = " ".join(f"{c}={p * 100:.3f}%" for c, p in zip(classes, probs))
-    return f"{name} is {article} {best} {shares}"
 
 
 class JsonStream:
@@ -146,54 +137,22 @@ def run(bundle: Bundle, inputs: list[str], json_path, out_dir, batch_size: int, 
     if not total:
         raise FileNotFoundError(f"{' '.join(inputs)}: no image files found "
                                 f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    progress, failed, labels = Progress(total, quiet), [], bundle.labels
+    progress, failed = Progress(total, quiet), []
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    stream = JsonStream(json_path, "list" if bundle.task == "detector" else "object")
-    image_id = done = 0
+    kind = bundle.kind
+    stream = JsonStream(json_path, kind.json_layout)
+    done = 0
     try:
-        for group in batches(image_paths(inputs), 1 if bundle.task == "fcn" else batch_size, failed, max_pixels):
-            pixels = [px for _, px in group]
-            if bundle.task == "classifier":
-                for (path, px), probs in zip(group, tasks.classify(bundle, pixels)):
-                    print(format_line(shown(path), probs, labels), flush=True)
-                    stream.add({c: float(p) for c, p in zip(labels, probs)}, str(path))
-                    if out:
-                        draw.classes_picture(px, probs, labels).save(out / names(path, "classes"))
-            elif bundle.task == "multilabel":
-                for (path, px), found in zip(group, tasks.tag(bundle, pixels)):
-                    listed = ", ".join(f"{name} {p:.3f}" for name, p in found)
-                    print(f"{shown(path)}: {len(found)} classes above threshold{': ' if found else ''}{listed}",
-                          flush=True)
-                    stream.add(dict(found), str(path))
-                    if out:
-                        draw.caption_picture(px, listed or "-").save(out / names(path, "classes"))
-            elif bundle.task == "detector":
-                for (path, px), found in zip(group, tasks.detect(bundle, pixels)):
-                    image_id += 1
-                    for box, score, label in zip(found["boxes"], found["scores"], found["labels"]):
-                        x0, y0, x1, y1 = (round(float(v), 2) for v in box)
-                        stream.add({"image_id": image_id, "file_name": str(path), "category_id": int(label) + 1,
-                                    "category": labels[int(label)],
-                                    "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
-                                    "score": round(float(score), 5)})
-                    strong = [f"{labels[int(lab)]} {s:.2f}"
-                              for s, lab in zip(found["scores"], found["labels"]) if s >= 0.3]
-                    listed = f": {', '.join(strong)}" if strong else ""
-                    print(f"{shown(path)}: {len(strong)} objects (score >= 0.3){listed}", flush=True)
-                    if out:
-                        draw.boxes_picture(px, found, labels).save(out / names(path, "boxes"))
-            else:
-                path, px = group[0]
-                probs = tasks.heatmaps(bundle, px)
-                background = bundle.spec["postprocessing"].get("background")
-                peaks = {c: float(p.max()) for c, p in zip(labels, probs) if c != background}
-                print(f"{shown(path)}: peak " + " ".join(f"{c}={p:.3f}" for c, p in peaks.items()), flush=True)
-                stream.add(peaks, str(path))
+        for group in batches(image_paths(inputs), 1 if kind.per_image else batch_size, failed, max_pixels):
+            for (path, px), result in zip(group, kind.infer(bundle, [px for _, px in group])):
+                print(kind.line(shown(path), result, bundle), flush=True)
+                for value, key in kind.records(str(path), result, bundle, done + 1):
+                    stream.add(value, key)
                 if out:
-                    draw.heatmap_picture(px, probs, labels, background).save(out / names(path, "heatmap"))
-            done += len(group)
+                    kind.draw(px, result, bundle).save(out / names(path, kind.picture))
+                done += 1
             progress.advance(done + len(failed))
     except BaseException:
         stream.discard()

@@ -74,7 +74,7 @@ def test_other_box_formats_give_the_same_boxes(detector_cfg, fmt):
 
 
 def test_classification_path_has_no_boxes():
-    pipeline = build_pipeline(compose().augment.classifier, train=True)
+    pipeline = build_pipeline(compose(["augment.classifier.input_size=[64,64]"]).augment.classifier, train=True)
     out = augment(pipeline, Example(np.zeros((50, 70, 3), np.uint8), label=3), seed=1)
     assert out.image.shape == (64, 64, 3) and out.label == 3 and len(out.boxes) == 0
 

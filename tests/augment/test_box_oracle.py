@@ -95,8 +95,8 @@ def test_preset_pipeline_moves_boxes_with_pixels(task, preset):
     resize, so the oracle allows 1 px per resampling; rotated boxes cut by the border are
     checked for containment (see oracle.box_errors).
     """
-    size = ["augment.detector.input_size=[160,160]"] if task == "detector" else []  # auto needs the data
-    cfg = compose([f"augment/{task}={preset}", *size]).augment[task]
+    size = "[160,160]" if task == "detector" else "[64,64]"  # auto needs the data
+    cfg = compose([f"augment/{task}={preset}", f"augment.{task}.input_size={size}"]).augment[task]
     pipeline = build_pipeline(cfg, train=True)
     if pipeline.processors.get("bboxes") is None:  # classifier presets: prove their geometry too
         pipeline = A.Compose(list(pipeline.transforms), bbox_params=bbox_params(POLICY))

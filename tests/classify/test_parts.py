@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.classify.cli import format_line
+from pipeline.classify.bundled import format_line
 from pipeline.classify.module import class_weights
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.detect import export as detector_export
 from pipeline.detect.anchors import make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
+from pipeline.detect.export import DetectorGraph, detection_parity
 from pipeline.detect.model import SSD
+from pipeline.detect.parity import MARGIN, compare, failures
 from pipeline.export import build
-from pipeline.export.detection_parity import MARGIN, compare, failures
-from pipeline.export.graphs import DetectorGraph
 from pipeline.predict.bundle import ONNX_FILE, PT2_FILE
 from pipeline.predict.postprocess import detections as numpy_detections
 from pipeline.predict.preprocess import fit_batch
@@ -118,7 +119,7 @@ def dense_exportable(graph, post, size=(96, 96)) -> build.Exportable:
     pre = {"input_size": list(size), "resize": "letterbox", "pad_fill": 114, "mean": [0.5] * 3, "std": [0.5] * 3,
            "normalised_in_graph": True}
     spec = {"task": "detector", "labels": ["a", "b", "c"], "preprocessing": pre, "postprocessing": post}
-    return build.Exportable(graph, spec, [fit_batch(images, pre)[0]], images)
+    return build.Exportable(graph, spec, [fit_batch(images, pre)[0]], images, parity=detection_parity)
 
 
 @torch.no_grad()
@@ -160,7 +161,7 @@ def test_a_graph_that_moves_boxes_by_one_percent_fails(tmp_path):
 def test_a_parity_failure_is_one_line_with_the_report_kept(bundles, tiny_data, tmp_path, monkeypatch):
     import pipeline.predict.postprocess as postprocess
 
-    monkeypatch.setattr(build, "DetectorGraph", MovedBoxes)
+    monkeypatch.setattr(detector_export, "DetectorGraph", MovedBoxes)
     settings = postprocess.settings  # a low threshold: the briefly trained detector's candidates count
     monkeypatch.setattr(postprocess, "settings", lambda p: {**settings(p), "score_threshold": 0.005})
     cfg = tiny_config(tmp_path)

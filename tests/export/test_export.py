@@ -19,7 +19,7 @@ def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch)
     from mlflow import MlflowClient
 
     from pipeline.classify.evaluate import load_classifier
-    from pipeline.export.graphs import ClassifierGraph
+    from pipeline.classify.export import ClassifierGraph
     from pipeline.export.registry import register
     from pipeline.tracking import tracking_uri
 
@@ -51,7 +51,7 @@ def test_a_training_whose_run_the_store_lost_is_exported_into_a_new_run_that_nam
     from mlflow import MlflowClient
 
     from pipeline.classify.evaluate import load_classifier
-    from pipeline.export.graphs import ClassifierGraph
+    from pipeline.classify.export import ClassifierGraph
     from pipeline.export.registry import register
     from pipeline.tracking import tracking_uri
 

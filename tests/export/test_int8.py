@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from pipeline.export.build import export_bundle
-from pipeline.predict import tasks
 from pipeline.predict.bundle import INT8_FILE, Bundle
+from pipeline.predict.bundled import probabilities
 from pipeline.predict.cli import main as predict
 from tests.conftest import TRAIN, tiny_config
 from tests.helpers import noise_image
@@ -36,7 +36,7 @@ def test_an_int8_model_is_shipped_with_its_check_and_predict_runs_it(task, bundl
     assert fp32.session._model_path.endswith("model.onnx") and int8.session._model_path.endswith(INT8_FILE)
     if task == "classifier":
         images = [noise_image(64, 48, seed) for seed in range(3)]
-        a, b = tasks.classify(fp32, images), tasks.classify(int8, images)
+        a, b = probabilities(fp32, images), probabilities(int8, images)
         assert np.abs(a - b).max() < 0.2 and not np.array_equal(a, b)  # close, but another graph
     assert "QuantizeLinear" in {node.op_type for node in onnx.load(str(tmp_path / "bundle" / INT8_FILE)).graph.node}
     capsys.readouterr()

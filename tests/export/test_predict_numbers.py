@@ -12,9 +12,11 @@ import torch
 from PIL import Image
 
 from pipeline.augment.build import load_pipeline, resize_transforms
+from pipeline.detect.bundled import detect
+from pipeline.heatmap.bundled import heatmaps
 from pipeline.predict.bundle import Bundle
+from pipeline.predict.bundled import probabilities
 from pipeline.predict.preprocess import fit
-from pipeline.predict.tasks import classify, detect, heatmaps
 
 
 class FixedSession:
@@ -112,14 +114,14 @@ def test_predict_gives_the_classifiers_probabilities(bundles, tiny_data):
     """Images through the pipeline's eval transform into the PyTorch network, against the same
     images through `predict` (its own resize, ONNX Runtime)."""
     from pipeline.classify.evaluate import load_classifier
-    from pipeline.export.graphs import ClassifierGraph
+    from pipeline.classify.export import ClassifierGraph
 
     net, info = load_classifier(bundles / "models/classifier")
     transform = load_pipeline(tiny_data / "augment/classifier_eval.json")
     images = scenes(tiny_data)
     inputs = torch.stack([torch.from_numpy(transform(image=px)["image"]).permute(2, 0, 1) for px in images])
     expected = ClassifierGraph(net)(inputs.float()).numpy()
-    got = classify(Bundle.load(bundles / "classifier"), images)
+    got = probabilities(Bundle.load(bundles / "classifier"), images)
     assert got.shape == expected.shape == (len(images), len(info["classes"]))
     assert np.abs(got - expected).max() < 2e-3  # a grey level of resize rounding at most, not more
 
@@ -129,9 +131,9 @@ def test_predict_gives_the_detectors_boxes_in_image_pixels(bundles, tiny_data):
     """A 160 x 120 image (a letterboxed scene without its first 20 rows and last 20) needs no resize:
     the pipeline and predict both pad it back to 160 x 160 with 20 rows above. PyTorch's detections
     on that input, moved up by those 20 rows, are predict's, box for box within a pixel."""
+    from pipeline.detect.parity import compare
     from pipeline.detect.postprocess import detections
     from pipeline.detect.train import load_detector
-    from pipeline.export.detection_parity import compare
 
     net, anchors, coder, info = load_detector(bundles / "models/detector")
     assert tuple(info["input_size"]) == (160, 160)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from pipeline.predict import cli, draw
-from pipeline.predict.bundle import FORMAT_VERSION, REQUIRED, Bundle, check_spec
+from pipeline.predict.bundle import FORMAT_VERSION, Bundle, check_spec
+from pipeline.tasks import TASKS
 from tests.export.test_predict_numbers import FixedSession
 
 LABELS = ["apple", "bee"]
@@ -186,7 +187,7 @@ def test_a_failed_run_leaves_no_json_that_looks_finished(images, tmp_path):
 
 
 def test_a_class_exactly_at_its_threshold_is_listed():
-    from pipeline.predict.tasks import tag
+    from pipeline.multilabel.bundled import tag
 
     b = bundle("multilabel", lambda x: [np.array([[0.5, 0.49]], np.float32)])
     assert tag(b, [np.zeros((8, 8, 3), np.uint8)]) == [[("apple", 0.5)]]
@@ -231,21 +232,23 @@ def test_numeric_options_are_checked(text, low, ok):
 
 
 def test_format_line_names_the_best_class_with_its_article():
-    assert cli.format_line("x.png", np.array([0.25, 0.75]), ["owl", "cat"]) == "x.png is a cat owl=25.000% cat=75.000%"
-    assert cli.format_line("y.png", np.array([0.9, 0.1]), ["owl", "cat"]).startswith("y.png is an owl ")
+    from pipeline.classify.bundled import format_line
+
+    assert format_line("x.png", np.array([0.25, 0.75]), ["owl", "cat"]) == "x.png is a cat owl=25.000% cat=75.000%"
+    assert format_line("y.png", np.array([0.9, 0.1]), ["owl", "cat"]).startswith("y.png is an owl ")
 
 
-@pytest.mark.parametrize("task", sorted(REQUIRED))
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_bundle_json_missing_any_key_its_task_needs_is_named(task, tmp_path):
     def complete() -> dict:
         spec = {"task": task, "labels": ["a"], "input": "images", "preprocessing": {}, "postprocessing": {}, **FORMAT}
-        for key in REQUIRED[task]:
+        for key in TASKS[task].step("bundled").required:
             section, name = key.split(".")
             spec[section][name] = [8, 8] if name in ("input_size", "window") else 1
         check_spec(spec, tmp_path / "bundle.json")  # complete: passes
         return spec
 
-    for key in REQUIRED[task]:
+    for key in TASKS[task].step("bundled").required:
         spec = complete()
         section, name = key.split(".")
         del spec[section][name]

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from pipeline.data.manifest import Manifest
+from pipeline.detect.bundled import detect
 from pipeline.detect.evaluate import evaluate_detector
 from pipeline.detect.train import train_detector
 from pipeline.export.build import export_bundle
 from pipeline.io.images import read_image
-from pipeline.predict import cli, tasks
+from pipeline.predict import cli
 from pipeline.predict.bundle import Bundle
 from tests.conftest import prepare_and_augment, tiny_config
 
@@ -65,7 +66,7 @@ def test_predict_slices_a_large_image_and_writes_the_merged_boxes(tiled, tmp_pat
     image = root / "prepared" / sample.file
     assert cli.main([str(root / "bundle"), str(image), "--json", str(tmp_path / "found.json"), "--quiet"]) == 0
     written = json.loads((tmp_path / "found.json").read_text())
-    expected = tasks.detect(Bundle.load(root / "bundle"), [read_image(image).pixels])[0]
+    expected = detect(Bundle.load(root / "bundle"), [read_image(image).pixels])[0]
     assert len(written) == len(expected["boxes"]) > 0
     boxes = np.array([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
                       for d in written])

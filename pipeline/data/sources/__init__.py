@@ -7,27 +7,18 @@ where ``classes`` is the class list the source declares, or None to discover it.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from pipeline.data.sources import coco, csv_boxes, folders, kitti, multilabel_csv, synthetic, voc, yolo
-
-SOURCES = {
-    "synthetic": synthetic,
-    "folders": folders,
-    "voc": voc,
-    "coco": coco,
-    "kitti": kitti,
-    "yolo": yolo,
-    "csv": csv_boxes,
-    "multilabel_csv": multilabel_csv,
-}
+from pipeline.data.sources import synthetic
+from pipeline.schema import DATA_FORMATS
 
 
 def get_source(fmt: str):
-    try:
-        return SOURCES[fmt]
-    except KeyError:
-        raise ValueError(f"data.format={fmt!r} is not a known source; choose one of {sorted(SOURCES)}") from None
+    """The importer module of data format ``fmt`` (pipeline.schema.DATA_FORMATS names it)."""
+    if fmt not in DATA_FORMATS:
+        raise ValueError(f"data.format={fmt!r} is not a known source; choose one of {sorted(DATA_FORMATS)}")
+    return importlib.import_module(f"pipeline.data.sources.{DATA_FORMATS[fmt][1]}")
 
 
 def resolve_root(cfg) -> Path | None:
