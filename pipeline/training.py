@@ -9,8 +9,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -166,6 +167,41 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                     base = redact(tracking_uri(cfg.logger))  # no password on the screen
                     print(f"MLflow run: {ui_address(base, logger.experiment_id, logger.run_id)}")
     return trainer, logger, checkpoint
+
+
+@dataclass
+class FitSpec:
+    """What a task's training hands to the one fit template (:func:`fit`): its data and module, and
+    what the run records."""
+
+    data: L.LightningDataModule
+    module: L.LightningModule
+    epochs: int
+    model_info: dict            # model.json: what rebuilds the network (model settings, classes, input size)
+    derived: dict               # params logged beside the config: what the data and `auto` decided
+    pipelines: str              # the `augment` section whose saved pipelines it trains on
+    result: Callable[[], dict] = dict  # the task's own fields of the training's result, read after the fit
+
+
+def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], FitSpec], manifest: str | Path,
+        pipelines_dir: str | Path, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
+        stage: str | None = None, preview: str | Path | None = None) -> dict:
+    """The one training template: seed, the task's data and module (``build(cfg, manifest,
+    pipelines_dir)``), its pipelines and preview as artifacts, :func:`tracked_fit` with the settings
+    of `train.<task>`, the result. Writes to ``out_dir``: best.ckpt (by `train.<task>.monitor`),
+    last.ckpt, model.json, preprocess.json (the eval pipeline), run.json."""
+    manifest, pipelines_dir, out_dir, tc = Path(manifest), Path(pipelines_dir), Path(out_dir), cfg.train[task]
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    spec = build(cfg, manifest, pipelines_dir)
+    train_pipeline, eval_pipeline = (pipelines_dir / f"{spec.pipelines}_{mode}.json" for mode in ("train", "eval"))
+    artifacts = [train_pipeline, eval_pipeline] + ([Path(preview)] if preview and Path(preview).is_file() else [])
+    trainer, logger, checkpoint = tracked_fit(
+        cfg, spec.module, spec.data, out_dir, manifest, stage or f"train@{task}", spec.epochs, str(tc.monitor),
+        spec.model_info, spec.derived, artifacts, resume, callbacks, tc.early_stopping_patience,
+        files={PREPROCESS_FILE: eval_pipeline}, lr_find=tc.lr_find)
+    return {"run_id": logger.run_id, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "classes": spec.model_info["classes"], "epochs": trainer.current_epoch,
+            "best": str(out_dir / Path(checkpoint.best_model_path).name), **spec.result()}
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +20,7 @@ from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import MODEL_FILE, PREPROCESS_FILE, tracked_fit
+from pipeline.training import MODEL_FILE, FitSpec, fit
 
 CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
 
@@ -81,12 +80,9 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
     return module
 
 
-def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
-                   resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@detector",
-                   preview: str | Path | None = None) -> dict:
-    """Writes to ``out_dir``: best.ckpt (highest val mAP@0.5), last.ckpt, model.json, run.json."""
-    manifest, out_dir, tc = Path(manifest), Path(out_dir), cfg.train.detector
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+def detector_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpec:
+    """Images with their boxes, the anchors fitted to them, the SSD and its module."""
+    tc = cfg.train.detector
     data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, int(cfg.seed),
                          tc.image_cache_mb)
     data.require_training_splits()
@@ -104,16 +100,15 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
         derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
         derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
                         for k in ("recall", "worst_class_recall", "mean_iou", "sizes", "ratios")})
-    artifacts = [Path(pipelines_dir) / "detector_train.json", Path(pipelines_dir) / "detector_eval.json"]
-    if preview and Path(preview).is_file():
-        artifacts.append(Path(preview))
-    trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, module.epochs, str(tc.monitor), model_info, derived,
-        artifacts, resume, callbacks, tc.early_stopping_patience,
-        files={PREPROCESS_FILE: Path(pipelines_dir) / "detector_eval.json"}, lr_find=tc.lr_find)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"run_id": logger.run_id, "metrics": metrics, "epochs": trainer.current_epoch, "anchors": len(anchors),
-            "best": str(out_dir / Path(checkpoint.best_model_path).name)}
+    return FitSpec(data, module, module.epochs, model_info, derived, "detector", lambda: {"anchors": len(anchors)})
+
+
+def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
+                   resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@detector",
+                   preview: str | Path | None = None) -> dict:
+    """Writes to ``out_dir``: best.ckpt (by train.detector.monitor), last.ckpt, model.json, run.json,
+    preprocess.json."""
+    return fit(cfg, "detector", detector_fit, manifest, pipelines_dir, out_dir, resume, callbacks, stage, preview)
 
 
 def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -15,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.models.classifier import build_classifier
 from pipeline.multilabel.data import PIPELINES, MultiLabelData
 from pipeline.multilabel.module import MultiLabelModule
-from pipeline.training import PREPROCESS_FILE, tracked_fit
+from pipeline.training import FitSpec, fit
 
 
 def positive_weights(mode, positives: np.ndarray, images: int) -> torch.Tensor | None:
@@ -28,15 +27,10 @@ def positive_weights(mode, positives: np.ndarray, images: int) -> torch.Tensor |
     return torch.tensor((images - positives) / positives, dtype=torch.float32).clamp(min=1.0)
 
 
-def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
-                     resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@multilabel",
-                     preview: str | Path | None = None) -> dict:
-    """Writes to ``out_dir``: best.ckpt (highest val_map), last.ckpt, model.json, run.json, preprocess.json."""
-    manifest, out_dir = Path(manifest), Path(out_dir)
+def multilabel_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpec:
+    """Whole images with their class sets, the network and the module (BCE with per-class weights)."""
     tc, seed = cfg.train.multilabel, int(cfg.seed)
-    L.seed_everything(seed, workers=True, verbose=False)
-    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed,
-                          tc.image_cache_mb)
+    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed, tc.image_cache_mb)
     data.require_training_splits()
     input_size = data.input_size()
     net = build_classifier(cfg.model.multilabel, data.classes, input_size)
@@ -49,18 +43,16 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
                               positive_weights(tc.pos_weight, data.class_counts(), len(data.items["train"])), seed,
                               (steps, steps))
     module.keep_stem_frozen(bool(tc.frozen_stem) and freeze_allowed, "train.multilabel.frozen_stem")
-    eval_pipeline = Path(pipelines_dir) / f"{PIPELINES}_eval.json"
-    artifacts = [Path(pipelines_dir) / f"{PIPELINES}_train.json", eval_pipeline]
-    if preview and Path(preview).is_file():
-        artifacts.append(Path(preview))
     model_info = {"model": OmegaConf.to_container(cfg.model.multilabel, resolve=True), "classes": data.classes,
                   "input_size": list(input_size), "multilabel": True}
     derived = {"freeze_epochs": freeze, "input_size": list(input_size), "classes": ",".join(data.classes),
                "train_images": len(data.items["train"])}
-    trainer, logger, checkpoint = tracked_fit(
-        cfg, module, data, out_dir, manifest, stage, int(tc.epochs), str(tc.monitor), model_info, derived,
-        artifacts, resume, callbacks, tc.early_stopping_patience, files={PREPROCESS_FILE: eval_pipeline},
-        lr_find=tc.lr_find)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"run_id": logger.run_id, "metrics": metrics, "classes": data.classes, "epochs": trainer.current_epoch,
-            "best": str(out_dir / Path(checkpoint.best_model_path).name)}
+    return FitSpec(data, module, int(tc.epochs), model_info, derived, PIPELINES)
+
+
+def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
+                     resume: bool = False, callbacks: Sequence[Callback] = (), stage: str = "train@multilabel",
+                     preview: str | Path | None = None) -> dict:
+    """Writes to ``out_dir``: best.ckpt (by train.multilabel.monitor), last.ckpt, model.json, run.json,
+    preprocess.json."""
+    return fit(cfg, "multilabel", multilabel_fit, manifest, pipelines_dir, out_dir, resume, callbacks, stage, preview)
