@@ -6,7 +6,7 @@ For each task (detector at its input size, classifier on patches, multi-label on
 the patch settings from params.yaml) it prints, measured in this run:
   - augmentation alone (one process, images already decoded), images/s;
   - the DataLoader (decode + augment + collate in worker processes), images/s;
-  - one training step (forward, backward, optimiser step) of the default backbone, images/s;
+  - one training step (forward, backward, optimizer step) of the default backbone, images/s;
   - loader / step: how many times faster batches arrive than the model consumes them (>= 3 wanted).
 """
 
@@ -73,14 +73,14 @@ def time_loader(size, load, pipeline, batch: int, workers: int, epochs: int) -> 
 def time_train_step(model_name: str, num_classes: int, size: tuple[int, int], batch: int, steps: int) -> float:
     model = timm.create_model(model_name, pretrained=False, num_classes=num_classes).train()
     model = model.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.rand(batch, 3, size[1], size[0]).to(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch,))
 
     def step():
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
+        optimizer.step()
     step()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):

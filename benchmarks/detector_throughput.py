@@ -54,12 +54,12 @@ def main() -> None:
     for batch in itertools.islice(data.train_dataloader(), args.steps):
         batches.append(batch)
     loading = sum(len(b["images"]) for b in batches) / (time.perf_counter() - start)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
 
     def train_step(batch):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         module.loss(*net(batch["images"]), batch["boxes"], batch["labels"])["loss"].backward()
-        optimiser.step()
+        optimizer.step()
 
     print(f"detector {cfg.model.detector.backbone} + {cfg.model.detector.get('neck', 'none')} neck at "
           f"{size[0]}x{size[1]}, {len(anchors)} anchors, batch {tc.batch_size}, torch threads "

@@ -61,7 +61,7 @@ class LoggedLearningRateFinder(LearningRateFinder):
         if suggestion is None:  # too few points: Lightning leaves the rate as configured
             print(f"warning: the learning-rate finder made no suggestion ({len(found.results['lr'])} points); "
                   f"training at the configured lr {configured:g}", file=sys.stderr)
-        else:  # the optimiser and its schedule were made with the configured rate: made again with the new one
+        else:  # the optimizer and its schedule were made with the configured rate: made again with the new one
             trainer.strategy.setup_optimizers(trainer)
         if not trainer.is_global_zero:
             return

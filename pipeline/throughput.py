@@ -29,7 +29,7 @@ def batch_size(batch) -> int:
 class Throughput(Callback):
     """Per training step: the wait for its batch (from the end of the previous step, the loader's
     next batch and its copy to the device included) and the step itself (forward, backward,
-    optimiser; the device's queue drained at its end, so that the clock measures the work)."""
+    optimizer; the device's queue drained at its end, so that the clock measures the work)."""
 
     def __init__(self):
         self.images = 0

@@ -55,7 +55,7 @@ class TransferSchedule:
     late), each phase with its own one-cycle/cosine/constant schedule.
 
     Needs: net, optimizer (``train.<task>.optimizer``), lr, weight_decay, lr_mult, freeze_epochs,
-    epochs, schedule, steps (optimiser steps per epoch in the frozen phase and after). With ``frozen_stem`` (set by
+    epochs, schedule, steps (optimizer steps per epoch in the frozen phase and after). With ``frozen_stem`` (set by
     :meth:`keep_stem_frozen`), the network's stem (``net.stem()``) stays frozen in both phases,
     its batch norms included.
     """
@@ -96,7 +96,7 @@ class TransferSchedule:
     def configure_optimizers(self):
         groups = self.net.param_groups()
         mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
-        optimiser = make_optimizer(self.optimizer, [{"params": params, "lr": self.lr * m}
+        optimizer = make_optimizer(self.optimizer, [{"params": params, "lr": self.lr * m}
                                                     for params, m in zip(groups, mults)],
                                    self.lr, self.weight_decay)
         shape = phase_schedule(self.schedule)
@@ -108,8 +108,8 @@ class TransferSchedule:
                 return shape(step / frozen_steps)
             return shape((step - frozen_steps) / tuned_steps)
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, multiplier)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class HeadOnFeatures:

@@ -26,7 +26,7 @@ def test_the_finder_writes_its_picture_and_suggestion_and_the_training_uses_it(t
     suggestion = found["suggestion"]
     assert suggestion in found["lr"] and found["used_lr"] == suggestion
     assert found["configured_lr"] == cfg.train[task].lr != suggestion
-    # the training's optimiser started from the suggestion, times each group's multiplier
+    # the training's optimizer started from the suggestion, times each group's multiplier
     groups = torch.load(tmp_path / "model/last.ckpt", weights_only=True)["optimizer_states"][0]["param_groups"]
     mults = list(cfg.train[task].lr_mult)[-len(groups):]
     assert [g["initial_lr"] for g in groups] == pytest.approx([suggestion * m for m in mults])

@@ -35,7 +35,7 @@ class ClassifierModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.Lightnin
         self.net, self.classes, self.optimizer = net, list(classes), dict(optimizer)
         self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
         self.freeze_epochs, self.epochs, self.schedule, self.seed = freeze_epochs, epochs, schedule, seed
-        self.steps = steps  # optimiser steps per epoch in the frozen phase and in the fine-tuning phase
+        self.steps = steps  # optimizer steps per epoch in the frozen phase and in the fine-tuning phase
         self.loss = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
         k = len(self.classes)
         self.metrics = nn.ModuleDict({

@@ -120,8 +120,8 @@ class DenseModule(SeededSteps, L.LightningModule):
         self.step(batch["images"].float(), batch["boxes"], batch["labels"], "val")
 
     def configure_optimizers(self):
-        optimiser = make_optimizer(self.optimizer, [{"params": list(self.net.parameters())}], self.lr,
+        optimizer = make_optimizer(self.optimizer, [{"params": list(self.net.parameters())}], self.lr,
                                    self.weight_decay)
         shape, total = phase_schedule("one_cycle"), max(1, self.epochs * self.steps_per_epoch)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: shape(step / total))
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: shape(step / total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -94,10 +94,10 @@ def test_a_frozen_stem_keeps_its_weights_and_statistics_while_the_rest_trains():
     later = module.net.groups[-1]
     later_before = [p.clone() for p in later.parameters()]
     assert len(stem) > 5 and not any(p.requires_grad for layer in module.net.stem() for p in layer.parameters())
-    optimiser = module.configure_optimizers()["optimizer"]
+    optimizer = module.configure_optimizers()["optimizer"]
     images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
     module.loss(module.net(images), torch.tensor([0, 1, 0, 1])).backward()
-    optimiser.step()
+    optimizer.step()
     after = {k: v for layer in module.net.stem() for k, v in layer.state_dict().items()}
     assert all(torch.equal(stem[k], after[k]) for k in stem)  # weights and batch-norm running statistics
     assert any(not torch.equal(a, b) for a, b in zip(later_before, later.parameters()))

@@ -36,12 +36,12 @@ def test_a_few_images_are_memorised(tmp_path):
     spec = AnchorSpec(zooms=(1.0, 1.4), ratios=(1.0, 2.0, 0.5), sizes=linear_sizes(5, 0.15, 0.9))
     anchors, coder = make_anchors(model.grids, spec, SIZE), BoxCoder()
     loss_fn = DetectionLoss(anchors, len(classes), coder)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     for _ in range(200):
         loss = loss_fn(*model(images), boxes, labels)["loss"]
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     model.eval()
     with torch.no_grad():
         found = detections(*model(images), anchors, coder, SIZE, score_threshold=0.05, nms_iou=0.5, top_k=1000,

@@ -68,7 +68,7 @@ def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):
 
 @pytest.mark.parametrize("epochs,steps_per_epoch,expected", [("auto", 17, 16), ("auto", 7, 36), ("auto", 250, 16),
                                                               (5, 7, 5), (40, 17, 40)])
-def test_auto_epochs_give_a_small_dataset_enough_optimiser_steps(epochs, steps_per_epoch, expected):
+def test_auto_epochs_give_a_small_dataset_enough_optimizer_steps(epochs, steps_per_epoch, expected):
     tc = OmegaConf.create({"epochs": epochs, "min_epochs": 16, "min_steps": 250})
     assert training_epochs(tc, steps_per_epoch) == expected
 
