@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, image_tensor
 from pipeline.augment.build import load_pipeline
+from pipeline.classify.preview import sees_patches
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
 from pipeline.data.split import require_training_splits
@@ -40,7 +41,7 @@ def classification_items(manifest: Manifest, split: str, seed: int, background_p
                          fragments_per_object: int) -> tuple[list[Item], list[str]]:
     """Items of one split, and the class names (with ``background`` for the patch view)."""
     samples = manifest.split(split)
-    if manifest.task == "classification":
+    if not sees_patches(manifest):
         items = [Item(manifest.path_of(s), int(s.label), None, s.id) for s in samples]
         return items, list(manifest.classes)
     patches = patch_windows(samples, len(manifest.classes), context, background_per_image, seed=seed,

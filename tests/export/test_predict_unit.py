@@ -465,3 +465,14 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(images, tmp_path, c
     monkeypatch.setattr(Path, "mkdir", refused)
     assert cli.main([str(folder), str(images), "--out", str(tmp_path / "locked/pics"), "--quiet"]) == 1
     assert "locked/pics: Permission denied; give --out / --json a folder you can write to" in capsys.readouterr().err
+
+
+def test_a_quantized_task_without_its_int8_check_is_refused_when_defined():
+    from pipeline.predict.bundled import Bundled
+
+    with pytest.raises(TypeError, match="quantized but has no int8_quality, int8_compare"):
+        type("Careless", (Bundled,), {})
+    for task in TASKS.values():  # every registered task runs in `predict`, and is checked if quantized
+        kind = task.step("bundled")
+        assert isinstance(kind, Bundled)
+        assert not kind.quantized or all(callable(getattr(kind, hook)) for hook in Bundled.INT8_HOOKS)
