@@ -41,9 +41,9 @@ def loader_items(task: str, manifest: Manifest, args, cfg) -> tuple[int, Callabl
         samples = manifest.split("train")
         return len(samples), lambda i: detection_example(manifest, samples[i]), len(manifest.classes)
     if task == "classifier":
-        data = data_from_config(args.manifest, args.pipelines, cfg.train.classifier, int(cfg.seed))
+        data = data_from_config(args.manifest, args.pipelines, cfg.train.classifier, cfg.seed)
     else:
-        data = MultiLabelData(args.manifest, args.pipelines, args.batch, 0, int(cfg.seed))
+        data = MultiLabelData(args.manifest, args.pipelines, args.batch, 0, cfg.seed)
     items = data.items["train"]
     return len(items), lambda i: load_item(items[i]), len(data.classes)
 

@@ -24,6 +24,7 @@ import pipeline  # noqa: F401  (offline environment defaults)
 from pipeline.config import load_params
 from pipeline.detect.data import DetectionData
 from pipeline.detect.postprocess import detections
+from pipeline.detect.settings import DetectorModel
 from pipeline.detect.train import build_detector, detector_module
 
 
@@ -45,23 +46,23 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_params(args.params)
     tc = cfg.train.detector
-    torch.manual_seed(int(cfg.seed))
-    data = DetectionData(args.manifest, args.pipelines, int(tc.batch_size), 0, int(cfg.seed))
+    torch.manual_seed(cfg.seed)
+    data = DetectionData(args.manifest, args.pipelines, tc.batch_size, 0, cfg.seed)
     size = data.input_size()  # the augment stage's (with input_size: auto, chosen from the data)
-    net, anchors, coder = build_detector(cfg.model.detector, data.classes, size)
+    net, anchors, coder = build_detector(DetectorModel.of(cfg.model.detector), data.classes, size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), size, data.steps_per_epoch())
     batches, start = [], time.perf_counter()
     for batch in itertools.islice(data.train_dataloader(), args.steps):
         batches.append(batch)
     loading = sum(len(b["images"]) for b in batches) / (time.perf_counter() - start)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=tc.lr)
 
     def train_step(batch):
         optimizer.zero_grad()
         module.loss(*net(batch["images"]), batch["boxes"], batch["labels"])["loss"].backward()
         optimizer.step()
 
-    print(f"detector {cfg.model.detector.backbone} + {cfg.model.detector.get('neck', 'none')} neck at "
+    print(f"detector {cfg.model.detector.backbone} + {cfg.model.detector.neck} neck at "
           f"{size[0]}x{size[1]}, {len(anchors)} anchors, batch {tc.batch_size}, torch threads "
           f"{torch.get_num_threads()}")
     print(f"data (decode + augment + collate, 1 process): {loading:.0f} img/s")

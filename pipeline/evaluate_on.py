@@ -44,7 +44,7 @@ def evaluation_config(overrides: list[str], task, classes: list[str], splits: st
     from pipeline.config import compose, data_kind, open_dict
 
     cfg = compose(overrides)
-    kind = data_kind(str(cfg.data.format))
+    kind = data_kind(cfg.data.format)
     if kind not in task.data:
         raise ValueError(f"data={cfg.data.name} holds {kind} data; a {task.name} is evaluated on "
                          f"{' or '.join(task.data)} data")
@@ -98,7 +98,7 @@ def evaluate_on(task_name: str, model_dir: str | Path, overrides: list[str], out
     info, preprocess = model_files(model_dir)
     cfg = evaluation_config(overrides, task, info["classes"], splits)
     out = Path(out or f"evaluations/{cfg.data.name}-{model_dir.resolve().name}")
-    stats = prepare(cfg.data, int(cfg.seed), out / "prepared", out / "reports" / "prepare", out / "prepare.json")
+    stats = prepare(cfg.data, cfg.seed, out / "prepared", out / "reports" / "prepare", out / "prepare.json")
     unknown = stats["rejected_by_code"].get("unknown_class", 0)
     if unknown:
         print(f"warning: {unknown} image(s) hold classes the model does not know ({', '.join(info['classes'])}); "

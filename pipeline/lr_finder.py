@@ -18,9 +18,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateFinder
 from matplotlib import pyplot as plt
-from omegaconf import DictConfig
 
 from pipeline.io.atomic import atomic_write_json
+from pipeline.schema import LrFind
 
 PICTURE, RESULT = "lr_find.png", "lr_find.json"
 
@@ -45,9 +45,9 @@ def first_phase_only(trainer: L.Trainer, module: L.LightningModule):
 
 
 class LoggedLearningRateFinder(LearningRateFinder):
-    def __init__(self, settings: DictConfig, folder: Path):
-        super().__init__(min_lr=float(settings.min_lr), max_lr=float(settings.max_lr),
-                         num_training_steps=int(settings.steps), update_attr=True)
+    def __init__(self, settings: LrFind, folder: Path):
+        super().__init__(min_lr=settings.min_lr, max_lr=settings.max_lr, num_training_steps=settings.steps,
+                         update_attr=True)
         self.folder = folder
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -78,6 +78,6 @@ class LoggedLearningRateFinder(LearningRateFinder):
             trainer.logger.log_artifact(self.folder / name)
 
 
-def lr_finder(settings: DictConfig, folder: Path) -> list[LearningRateFinder]:
+def lr_finder(settings: LrFind, folder: Path) -> list[LearningRateFinder]:
     """The finder as a training callback, or none when ``settings.enabled`` is off."""
     return [LoggedLearningRateFinder(settings, folder)] if settings.enabled else []

@@ -8,25 +8,39 @@ the closest known key.
 """
 
 import difflib
+import functools
 import inspect
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass, field, is_dataclass, make_dataclass
 from enum import Enum
 from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from pipeline.tasks import TASKS
+
+
+class Settings:
+    """A section of the configuration as a typed object: ``Kind.of(cfg.train.detector)`` is the
+    validated section as an instance of its dataclass (nested sections too, enums as members)."""
+
+    @classmethod
+    def of(cls, node):
+        """``node`` (a validated config section, or a dict of one) as an instance of ``cls``."""
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+
+
 # --- data -----------------------------------------------------------------------------------------
 
 
 @dataclass
-class BoxRules:
+class BoxRules(Settings):
     clip_tolerance: float = MISSING
     min_size: float = MISSING
 
 
 @dataclass
-class SplitRatios:
+class SplitRatios(Settings):
     source: str = MISSING      # auto | given | stratified (pipeline/data/sources/common.py)
     train: float = MISSING
     val: float = MISSING
@@ -34,7 +48,7 @@ class SplitRatios:
 
 
 @dataclass
-class Data:
+class Data(Settings):
     name: str = MISSING
     format: str = MISSING
     root: str = MISSING
@@ -61,7 +75,7 @@ class VocData(Data):
 
 
 @dataclass
-class CocoSplitFile:
+class CocoSplitFile(Settings):
     annotation_file: str = MISSING
     images_dir: str = MISSING
 
@@ -118,7 +132,7 @@ DATA_FORMATS = {"folders": (FolderData, "folders"), "voc": (VocData, "voc"), "co
 
 
 @dataclass
-class BoxPolicy:  # albumentations.BboxParams
+class BoxPolicy(Settings):  # albumentations.BboxParams
     format: str = MISSING
     min_visibility: float = MISSING
     min_area: float = MISSING
@@ -128,7 +142,7 @@ class BoxPolicy:  # albumentations.BboxParams
 
 
 @dataclass
-class Augment:
+class Augment(Settings):
     input_size: Any = MISSING            # [width, height], or auto (pipeline/augment/input_size.py)
     auto_input_sizes: List[int] = MISSING  # the square sizes `auto` chooses from
     resize: str = MISSING
@@ -137,66 +151,16 @@ class Augment:
     train: Dict[str, Any] = MISSING  # name -> albumentations transform (_target_ + arguments), or null
 
 
-@dataclass
-class Tiles:  # resize: tile (pipeline/augment/build.py, pipeline/predict/tiles.py)
-    overlap: float = MISSING       # share of a tile its neighbour repeats in sliced inference
-    object_share: float = MISSING  # training crops cut around an object (the rest anywhere)
-    merge_ios: float = MISSING     # boxes of two tiles overlapping by more of the smaller one are one object
+# --- models (shared; each task's own settings live in its package, named by its registry entry) ---
 
 
 @dataclass
-class DetectorAugment(Augment):
-    tiles: Tiles = MISSING
-
-
-@dataclass
-class Augments:
-    classifier: Augment = MISSING
-    detector: DetectorAugment = MISSING
-    multilabel: Augment = MISSING
-
-
-# --- models ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClassifierModel:
+class ClassifierModel(Settings):
     name: str = MISSING
     pretrained: str = MISSING  # imagenet | none | a model folder, checkpoint or bundle of this project
     dropout: float = MISSING
     width: int = MISSING       # from-scratch backbones: channels of the first convolution
     hidden: int = MISSING      # fc6/fc7 units of the AlexNet-style head
-
-
-@dataclass
-class Anchors:
-    fit: bool = MISSING        # sizes and ratios fitted to the training boxes (pipeline/detect/anchor_fit.py)
-    levels: List[int] = MISSING
-    sizes: Any = MISSING       # a list (one per level), "cell", or {smallest, largest[, spacing]}
-    zooms: List[float] = MISSING
-    ratios: List[float] = MISSING
-
-
-@dataclass
-class DetectorModel:
-    backbone: str = MISSING
-    pretrained: str = MISSING  # imagenet | none | a model folder, checkpoint or bundle of this project
-    width: int = MISSING
-    neck: str = MISSING
-    extra_channels: int = MISSING
-    head_depth: int = MISSING
-    prior: float = MISSING
-    coding: str = MISSING
-    variances: List[float] = MISSING
-    anchors: Anchors = MISSING
-
-
-@dataclass
-class Models:
-    classifier: ClassifierModel = MISSING
-    fcn: ClassifierModel = MISSING
-    detector: DetectorModel = MISSING
-    multilabel: ClassifierModel = MISSING
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -209,13 +173,13 @@ class OptimizerName(Enum):
 
 
 @dataclass
-class Optimizer:
+class Optimizer(Settings):
     name: OptimizerName = MISSING
     momentum: float = MISSING  # SGD's momentum; Adam's and AdamW's first beta
 
 
 @dataclass
-class LrFind:
+class LrFind(Settings):
     enabled: bool = MISSING
     min_lr: float = MISSING
     max_lr: float = MISSING
@@ -223,7 +187,7 @@ class LrFind:
 
 
 @dataclass
-class Schedule:
+class Schedule(Settings):
     epochs: int = MISSING
     freeze_epochs: int = MISSING
     frozen_stem: bool = MISSING
@@ -240,113 +204,16 @@ class Schedule:
     early_stopping_patience: Optional[int] = MISSING
 
 
-@dataclass
-class ClassifierTrain(Schedule):
-    cache_features: bool = MISSING
-    class_weights: Any = MISSING  # auto | null | [w0, w1, ...]
-    label_smoothing: float = MISSING
-    background_per_image: int = MISSING
-    patch_context: float = MISSING
-    fragments_per_object: int = MISSING
-
-
-@dataclass
-class DenseTrain:
-    epochs: int = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    batch_size: int = MISSING
-    crop: int = MISSING
-    object_fraction: float = MISSING
-    scale_jitter: float = MISSING
-    scales: List[float] = MISSING
-    positive_iou: float = MISSING
-    negative_iou: float = MISSING
-
-
-@dataclass
-class FcnTrain(ClassifierTrain):
-    dense: DenseTrain = MISSING
-
-
-@dataclass
-class Matching:
-    positive_iou: float = MISSING
-    negative_iou: float = MISSING
-
-
-@dataclass
-class DetectionLoss:
-    alpha: float = MISSING
-    gamma: float = MISSING
-    localisation: str = MISSING
-    box_weight: float = MISSING
-
-
-@dataclass
-class Postprocess:
-    score_threshold: float = MISSING
-    nms_iou: float = MISSING
-    top_k: int = MISSING
-    max_detections: int = MISSING
-
-
-@dataclass
-class DetectorTrain(Schedule):
-    epochs: Any = MISSING     # an integer, or auto (pipeline/detect/epochs.py)
-    min_epochs: int = MISSING
-    min_steps: int = MISSING  # with epochs: auto, more epochs than min_epochs on a small dataset
-    matching: Matching = MISSING
-    loss: DetectionLoss = MISSING
-    postprocess: Postprocess = MISSING
-
-
-@dataclass
-class MultiLabelTrain(Schedule):
-    cache_features: bool = MISSING
-    pos_weight: Optional[str] = MISSING  # auto (negatives / positives per class) | null
-
-
-@dataclass
-class Trainings:
-    classifier: ClassifierTrain = MISSING
-    fcn: FcnTrain = MISSING
-    detector: DetectorTrain = MISSING
-    multilabel: MultiLabelTrain = MISSING
-
-
 # --- evaluation, export, tracking -----------------------------------------------------------------
 
 
 @dataclass
-class SplitsEvaluation:
+class SplitsEvaluation(Settings):
     splits: List[str] = MISSING
 
 
 @dataclass
-class HeatmapEvaluation:
-    split: str = MISSING       # a manifest split, or auto: scene, else test, else val
-    scales: List[float] = MISSING
-    compare_scenes: int = MISSING
-    compare_scales: List[float] = MISSING
-    sliding_overlaps: List[float] = MISSING
-    threshold: float = MISSING
-    nms_iou: float = MISSING
-    peak_smoothing: int = MISSING
-    overlays: int = MISSING
-    draw_score: float = MISSING
-
-
-@dataclass
-class Evaluations:
-    classifier: SplitsEvaluation = MISSING
-    fcn: HeatmapEvaluation = MISSING
-    detector: SplitsEvaluation = MISSING
-    multilabel: SplitsEvaluation = MISSING
-
-
-@dataclass
-class Int8Export:
+class Int8Export(Settings):
     enabled: bool = MISSING
     calibration_images: int = MISSING
     check_images: int = MISSING
@@ -354,7 +221,7 @@ class Int8Export:
 
 
 @dataclass
-class Export:
+class Export(Settings):
     int8: Int8Export = MISSING
     register: bool = MISSING
     registered_model_prefix: str = MISSING
@@ -362,7 +229,7 @@ class Export:
 
 
 @dataclass
-class Logger:
+class Logger(Settings):
     tracking_uri: Optional[str] = MISSING
     local_store: str = MISSING
     artifact_root: str = MISSING
@@ -377,7 +244,7 @@ class Logger:
 
 
 @dataclass
-class Sweep:
+class Sweep(Settings):
     name: str = MISSING
     task: str = MISSING
     objective: str = MISSING
@@ -386,17 +253,43 @@ class Sweep:
     data_cache: str = MISSING
 
 
-@dataclass
-class Project:
-    seed: int = MISSING
-    data: Data = MISSING
-    augment: Augments = MISSING
-    model: Models = MISSING
-    train: Trainings = MISSING
-    evaluate: Evaluations = MISSING
-    trainer: Dict[str, Any] = MISSING  # lightning.pytorch.Trainer arguments, checked against its signature
-    export: Export = MISSING
-    logger: Logger = MISSING
+# --- the whole configuration ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What a task declares of the configuration (its package's ``settings`` module, named by the
+    registry): the classes of `model.<task>`, `train.<task>`, `evaluate.<task>` and of the
+    `augment` section it trains on."""
+
+    model: type
+    train: type
+    evaluate: type
+    augment: type = Augment
+
+
+def section(name: str, kinds: dict[str, type]) -> type:
+    return make_dataclass(name, [(key, kind, field(default=MISSING)) for key, kind in kinds.items()],
+                          bases=(Settings,))
+
+
+@functools.cache
+def project_schema() -> type:
+    """The dataclass of a whole configuration: the shared sections, and each task's from its own
+    package (pipeline.tasks: ``settings``)."""
+    declared = {name: task.step("settings") for name, task in TASKS.items()}
+    augments = {}
+    for name, task in TASKS.items():
+        kind = augments.setdefault(task.augment, declared[name].augment)
+        if kind is not declared[name].augment:
+            raise TypeError(f"tasks training on augment.{task.augment} declare different classes for it: "
+                            f"{kind.__name__}, {declared[name].augment.__name__} ({name})")
+    return section("Project", {
+        "seed": int, "data": Data, "augment": section("Augments", augments),
+        **{part: section(part.capitalize() + "Settings", {n: getattr(d, part) for n, d in declared.items()})
+           for part in ("model", "train", "evaluate")},
+        "trainer": Dict[str, Any],  # lightning.pytorch.Trainer arguments, checked against its signature
+        "export": Export, "logger": Logger})
 
 
 OPTIONAL_SECTIONS = {"sweep": Sweep}  # present in the sweep app's config only
@@ -440,7 +333,7 @@ def schema_for(cfg: DictConfig, source: str):
     if data_format not in DATA_FORMATS:
         raise ConfigError(f"{source}: data.format: {data_format!r} is not a known format; choose one of "
                           f"{', '.join(sorted(DATA_FORMATS))}")
-    schema = OmegaConf.structured(Project)
+    schema = OmegaConf.structured(project_schema())
     settings = DATA_FORMATS[data_format][0]
     schema.data = OmegaConf.structured(settings)
     return schema, settings
@@ -454,7 +347,7 @@ def validate(cfg: DictConfig, source: str = "params.yaml", locate=None) -> DictC
     extra = {name: cfg[name] for name in list(cfg.keys()) if name in OPTIONAL_SECTIONS or name in IGNORED_SECTIONS}
     core = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in extra])
     schema, data_schema = schema_for(core, where("data.format"))
-    candidates = known_keys(Project) + [f"data.{k}" for k in known_keys(data_schema)]
+    candidates = known_keys(project_schema()) + [f"data.{k}" for k in known_keys(data_schema)]
     try:
         merged = OmegaConf.merge(schema, core)
         for name, section in extra.items():

@@ -23,6 +23,7 @@ class Task:
     evaluate: str              # (cfg, manifest, pipelines, model, metrics, reports, tables, run_id=None) -> results
     export: str                # (cfg, model_dir, manifest, metrics) -> pipeline.models.exportable.Exportable
     bundled: str               # its bundles in `predict` (torch-free): a pipeline.predict.bundled.Bundled
+    settings: str              # the classes of its config sections: a pipeline.schema.TaskSettings
     trained: tuple[str, ...]   # per-epoch metrics a training prints
     # the few numbers a user compares (metrics/<task>.json, `dvc exp show`, the MLflow runs table):
     # (key, path in the evaluation's results); keys are short and unique across tasks, so that
@@ -43,7 +44,7 @@ class Task:
     sees_patches: str = ""
 
     def step(self, name: str):
-        """The function of step ``name`` (train, evaluate, export), or its `bundled` object."""
+        """The function of step ``name`` (train, evaluate, export), or its `bundled` or `settings` object."""
         return resolve(getattr(self, name))
 
 
@@ -59,7 +60,7 @@ TASKS = {
              train="pipeline.classify.train:train_classifier",
              evaluate="pipeline.classify.evaluate:evaluate_classifier",
              export="pipeline.classify.export:load_classifier_export",
-             bundled="pipeline.classify.bundled:BUNDLED",
+             bundled="pipeline.classify.bundled:BUNDLED", settings="pipeline.classify.settings:SETTINGS",
              trained=("val_acc", "val_f1"),
              headline=(("acc", "val.accuracy"), ("f1", "val.macro_f1"), ("test_acc", "test.accuracy"),
                        ("test_f1", "test.macro_f1")), seconds_key="cls_s",
@@ -70,7 +71,7 @@ TASKS = {
              train="pipeline.heatmap.train:train_fcn",
              evaluate="pipeline.heatmap.stage:evaluate_fcn",
              export="pipeline.heatmap.export:load_fcn_export",
-             bundled="pipeline.heatmap.bundled:BUNDLED",
+             bundled="pipeline.heatmap.bundled:BUNDLED", settings="pipeline.heatmap.settings:SETTINGS",
              trained=("val_acc", "dense_val_loss", "dense_val_object_recall"),
              headline=(("speedup", "speed_ratio"), ("pointing", "pointing_game.fcn"), ("ap50", "ap50.fcn")),
              seconds_key="fcn_s",
@@ -80,7 +81,7 @@ TASKS = {
              train="pipeline.detect.train:train_detector",
              evaluate="pipeline.detect.evaluate:evaluate_detector",
              export="pipeline.detect.export:load_detector_export",
-             bundled="pipeline.detect.bundled:BUNDLED",
+             bundled="pipeline.detect.bundled:BUNDLED", settings="pipeline.detect.settings:SETTINGS",
              trained=("val_map_50", "val_map"),
              headline=(("map50", "val.map_50"), ("map", "val.map"), ("test_map50", "test.map_50"),
                        ("test_map", "test.map"), ("best_f1", "val.best_f1"), ("f1_conf", "val.best_f1_confidence")),
@@ -93,7 +94,7 @@ TASKS = {
              train="pipeline.multilabel.train:train_multilabel",
              evaluate="pipeline.multilabel.evaluate:evaluate_multilabel",
              export="pipeline.multilabel.export:load_multilabel_export",
-             bundled="pipeline.multilabel.bundled:BUNDLED",
+             bundled="pipeline.multilabel.bundled:BUNDLED", settings="pipeline.multilabel.settings:SETTINGS",
              trained=("val_map", "val_f1"),
              headline=(("ml_map", "val.map"), ("ml_f1", "val.macro_f1"), ("ml_test_map", "test.map"),
                        ("ml_test_f1", "test.macro_f1")), seconds_key="ml_s",

@@ -36,7 +36,7 @@ def project_path(path: str | Path) -> Path:
 def tracking_uri(cfg) -> str:
     """The tracking URI: config, else $MLFLOW_TRACKING_URI, else the local SQLite store."""
     if cfg.tracking_uri:
-        return str(cfg.tracking_uri)
+        return cfg.tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     store = project_path(cfg.local_store)
@@ -64,7 +64,7 @@ def artifact_location(cfg, uri: str) -> str | None:
     """Where a new experiment keeps artifacts: the server decides for remote stores."""
     if uri.startswith(REMOTE_SCHEMES):
         return None
-    root = project_path(cfg.get("artifact_root", "mlruns/artifacts"))
+    root = project_path(cfg.artifact_root)
     root.mkdir(parents=True, exist_ok=True)
     return root.as_uri()
 
@@ -229,7 +229,7 @@ def run_label(cfg, stage: str) -> str:
     task = stage.partition("@")[2] or stage
     section = cfg.model[task] if task in cfg.model else None
     network = "" if section is None else f" {section.name}" if "name" in section else f" ssd_{section.backbone}"
-    parts = [str(cfg.data.name), f"{task}{network}", os.environ.get("DVC_EXP_NAME", "")]
+    parts = [cfg.data.name, f"{task}{network}", os.environ.get("DVC_EXP_NAME", "")]
     return " · ".join(p for p in parts if p)
 
 
@@ -306,7 +306,7 @@ def log_dataset(client, run_id: str, data_cfg, manifest_path: str | Path) -> Non
 
     manifest = Manifest.read(manifest_path)
     splits = {name: len(manifest.split(name)) for name in manifest.split_names()}
-    dataset = Dataset(name=str(data_cfg.name), digest=file_sha256(manifest_path)[:16], source_type="local",
-                      source=json_module.dumps({"format": str(data_cfg.format), "root": redact(str(data_cfg.root))}),
+    dataset = Dataset(name=data_cfg.name, digest=file_sha256(manifest_path)[:16], source_type="local",
+                      source=json_module.dumps({"format": data_cfg.format, "root": redact(data_cfg.root)}),
                       profile=json_module.dumps({"task": manifest.task, "classes": len(manifest.classes), **splits}))
     client.log_inputs(run_id, datasets=[DatasetInput(dataset)])

@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,7 +28,8 @@ from pipeline.hardware import deterministic
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
 from pipeline.precision import resolve_precision
-from pipeline.tasks import headline_metrics, monitor_mode
+from pipeline.schema import LrFind
+from pipeline.tasks import get_task, headline_metrics, monitor_mode
 from pipeline.throughput import Throughput
 from pipeline.tracking import (
     check_reachable,
@@ -102,22 +103,53 @@ class PortableCheckpointPaths(Callback):
             state["best_k_models"] = {os.path.join(folder, p): v for p, v in state.get("best_k_models", {}).items()}
 
 
-def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDataModule, out_dir: Path,
-                manifest: Path, stage: str, epochs: int, monitor: str, model_info: dict,
-                derived: dict, artifacts: Sequence[Path] = (), resume: bool = False,
-                callbacks: Sequence[Callback] = (), patience: int | None = None, files: dict[str, Path] | None = None,
-                run_id: str | None = None, artifact_folder: str | None = None, lr_find: DictConfig | None = None):
-    """Fit ``module`` on ``data`` for ``epochs`` in the MLflow run of ``stage``; writes
-    ``out_dir``/{best,last}.ckpt (best by ``monitor``: lowest for a loss, else highest), model.json,
-    run.json and copies of ``files`` ({name: source}). The folder appears complete or not at all: the training works in
+@dataclass
+class FitSpec:
+    """One training's fit: its data and module, for how many epochs, what it watches and what its
+    run records. A task's hook (:func:`fit`'s ``build``) fills the first six; the template adds the
+    rest from `train.<task>`."""
+
+    data: L.LightningDataModule
+    module: L.LightningModule
+    epochs: int
+    model_info: dict            # model.json: what rebuilds the network (model settings, classes, input size)
+    derived: dict               # params logged beside the config: what the data and `auto` decided
+    pipelines: str              # the `augment` section whose saved pipelines it trains on ("": none)
+    result: Callable[[], dict] = dict  # the task's own fields of the training's result, read after the fit
+    monitor: str = "val_loss"   # the best checkpoint's metric (lowest for a loss, else highest)
+    patience: int | None = None  # early stopping after this many epochs without a better ``monitor``
+    lr_find: LrFind | None = None  # the learning-rate finder's settings (pipeline.lr_finder); None: none
+    artifacts: Sequence[Path] = ()  # files logged to the run after the fit
+    files: dict[str, Path] = field(default_factory=dict)  # {name: source} copied into the model folder
+
+
+@dataclass
+class TrackedRun:
+    """Where a fit runs: the stage (its MLflow run's name), the model folder, the data it records;
+    ``resume`` continues an interrupted fit; ``run_id``: a later phase of one training, logged to
+    that (earlier phase's) run, its files under ``artifact_folder``."""
+
+    stage: str
+    out_dir: Path
+    manifest: Path
+    resume: bool = False
+    callbacks: Sequence[Callback] = ()
+    run_id: str | None = None
+    artifact_folder: str | None = None
+
+
+def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
+    """Fit ``spec.module`` on ``spec.data`` for ``spec.epochs`` in the MLflow run of ``run.stage``;
+    writes ``run.out_dir``/{best,last}.ckpt (best by ``spec.monitor``), model.json, run.json and the
+    copies of ``spec.files``. The folder appears complete or not at all: the training works in
     ``.<out_dir>.partial``, which an interrupted run leaves for ``resume``; its MLflow run then ends
-    KILLED (interrupted) or FAILED (an error). ``run_id``: a later phase of one training, logged to
-    that (earlier phase's) run, its files under ``artifact_folder``. ``lr_find``: the training's
-    ``lr_find`` settings (pipeline.lr_finder). Returns (trainer, logger, checkpoint callback)."""
+    KILLED (interrupted) or FAILED (an error). Returns (trainer, logger, checkpoint callback)."""
+    module, data, out_dir, manifest, monitor = spec.module, spec.data, run.out_dir, run.manifest, spec.monitor
+    resume, run_id = run.resume, run.run_id
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
     settings = trainer_settings(cfg, module)
     # what `auto` chose: precision, determinism, loader processes
-    derived = {**derived, "precision": settings.get("precision"), "deterministic": settings.get("deterministic"),
+    derived = {**spec.derived, "precision": settings.get("precision"), "deterministic": settings.get("deterministic"),
                "num_workers": getattr(data, "num_workers", None)}
     check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
@@ -125,7 +157,7 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     with resumable_dir(out_dir, resume, primary) as work:
         ckpt = work / "last.ckpt"
         resuming = resume and ckpt.is_file()
-        logger = open_logger(cfg, stage, manifest, previous_run_id(work) if resuming else run_id, journal_dir=work)
+        logger = open_logger(cfg, run.stage, manifest, previous_run_id(work) if resuming else run_id, journal_dir=work)
         logger.shown_dir = out_dir
         with ended_on_error(logger):
             if not resuming and run_id is None:
@@ -135,28 +167,28 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
                     log_dataset(logger.experiment, logger.run_id, cfg.data, manifest)
             if primary:
                 atomic_write_json(work / RUN_FILE, {"run_id": logger.run_id, "experiment": cfg.logger.experiment})
-                atomic_write_json(work / MODEL_FILE, model_info)
-                for name, source in (files or {}).items():
+                atomic_write_json(work / MODEL_FILE, spec.model_info)
+                for name, source in spec.files.items():
                     shutil.copyfile(source, work / name)
             checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor=monitor, mode=monitor_mode(monitor),
                                          auto_insert_metric_name=False, enable_version_counter=False)
             # every epoch's end: Lightning 2.6's save_last writes only when the best one improved
             last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
-            finder = lr_finder(lr_find, work) if lr_find is not None else []
+            finder = lr_finder(spec.lr_find, work) if spec.lr_find is not None else []
             # best first: last holds its state
             all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), Throughput(),
-                             *callbacks, *finder]
-            if patience:
-                all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=int(patience)))
-            trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=all_callbacks,
+                             *run.callbacks, *finder]
+            if spec.patience:
+                all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=spec.patience))
+            trainer = L.Trainer(max_epochs=spec.epochs, logger=logger, callbacks=all_callbacks,
                                 reload_dataloaders_every_n_epochs=1, default_root_dir=str(work),
                                 num_sanity_val_steps=0, **settings)
             with system_metrics(cfg, logger, primary, resuming or run_id is not None):
                 trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
             if trainer.is_global_zero:
-                for path in [work / "best.ckpt", work / MODEL_FILE, *artifacts]:
+                for path in [work / "best.ckpt", work / MODEL_FILE, *spec.artifacts]:
                     if Path(path).is_file():
-                        logger.log_artifact(path, artifact_folder)
+                        logger.log_artifact(path, run.artifact_folder)
                 if logger.offline:
                     atomic_write_json(work / RUN_FILE, {**json.loads((work / RUN_FILE).read_text()),
                                                         "fully_logged": False, "pending": JOURNAL})
@@ -169,20 +201,6 @@ def tracked_fit(cfg: DictConfig, module: L.LightningModule, data: L.LightningDat
     return trainer, logger, checkpoint
 
 
-@dataclass
-class FitSpec:
-    """What a task's training hands to the one fit template (:func:`fit`): its data and module, and
-    what the run records."""
-
-    data: L.LightningDataModule
-    module: L.LightningModule
-    epochs: int
-    model_info: dict            # model.json: what rebuilds the network (model settings, classes, input size)
-    derived: dict               # params logged beside the config: what the data and `auto` decided
-    pipelines: str              # the `augment` section whose saved pipelines it trains on
-    result: Callable[[], dict] = dict  # the task's own fields of the training's result, read after the fit
-
-
 def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], FitSpec], manifest: str | Path,
         pipelines_dir: str | Path, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
         stage: str | None = None, preview: str | Path | None = None) -> dict:
@@ -190,15 +208,16 @@ def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], Fi
     pipelines_dir)``), its pipelines and preview as artifacts, :func:`tracked_fit` with the settings
     of `train.<task>`, the result. Writes to ``out_dir``: best.ckpt (by `train.<task>.monitor`),
     last.ckpt, model.json, preprocess.json (the eval pipeline), run.json."""
-    manifest, pipelines_dir, out_dir, tc = Path(manifest), Path(pipelines_dir), Path(out_dir), cfg.train[task]
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    manifest, pipelines_dir, out_dir = Path(manifest), Path(pipelines_dir), Path(out_dir)
+    tc = get_task(task).step("settings").train.of(cfg.train[task])
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = build(cfg, manifest, pipelines_dir)
     train_pipeline, eval_pipeline = (pipelines_dir / f"{spec.pipelines}_{mode}.json" for mode in ("train", "eval"))
     artifacts = [train_pipeline, eval_pipeline] + ([Path(preview)] if preview and Path(preview).is_file() else [])
-    trainer, logger, checkpoint = tracked_fit(
-        cfg, spec.module, spec.data, out_dir, manifest, stage or f"train@{task}", spec.epochs, str(tc.monitor),
-        spec.model_info, spec.derived, artifacts, resume, callbacks, tc.early_stopping_patience,
-        files={PREPROCESS_FILE: eval_pipeline}, lr_find=tc.lr_find)
+    spec = replace(spec, monitor=tc.monitor, patience=tc.early_stopping_patience, lr_find=tc.lr_find,
+                   artifacts=artifacts, files={PREPROCESS_FILE: eval_pipeline})
+    trainer, logger, checkpoint = tracked_fit(cfg, spec, TrackedRun(stage or f"train@{task}", out_dir, manifest,
+                                                                    resume, callbacks))
     return {"run_id": logger.run_id, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "classes": spec.model_info["classes"], "epochs": trainer.current_epoch,
             "best": str(out_dir / Path(checkpoint.best_model_path).name), **spec.result()}
@@ -208,7 +227,7 @@ def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], Fi
 def system_metrics(cfg: DictConfig, logger: MLFlowLogger, primary: bool, resumed: bool):
     """CPU, memory, disk, network (and GPU when pynvml finds one) logged to the run while the block
     runs, as MLflow's ``system/*`` metrics, every ``logger.system_metrics_seconds`` (0: off)."""
-    seconds = float(cfg.logger.system_metrics_seconds)
+    seconds = cfg.logger.system_metrics_seconds
     if not primary or seconds <= 0:
         yield
         return
@@ -245,8 +264,8 @@ def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:
         settings["precision"] = resolve_precision(settings["precision"], accelerator, module)
     if "deterministic" in settings:
         settings["deterministic"] = deterministic(settings["deterministic"], device)
-    return {**settings, "enable_progress_bar": bool(cfg.logger.progress_bar),
-            "log_every_n_steps": int(cfg.logger.log_every_n_steps)}
+    return {**settings, "enable_progress_bar": cfg.logger.progress_bar,
+            "log_every_n_steps": cfg.logger.log_every_n_steps}
 
 
 @contextlib.contextmanager

@@ -5,10 +5,13 @@ one-cycle, cosine or constant learning-rate shape)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from pipeline.schema import Optimizer, OptimizerName, Schedule
 
 
 def phase_schedule(kind: str, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e4):
@@ -26,16 +29,26 @@ def phase_schedule(kind: str, pct_start: float = 0.25, div: float = 25.0, final_
     raise ValueError(f"train.<model>.schedule: {kind!r} is not one_cycle, cosine or constant")
 
 
-def make_optimizer(spec: dict, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(spec: Optimizer, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """``train.<task>.optimizer``: ``adamw`` (decoupled weight decay), ``adam`` (weight decay as L2 in
     the gradient) or ``sgd`` with momentum; ``momentum`` is SGD's, or the Adams' first beta."""
-    name, momentum = str(spec["name"]), float(spec["momentum"])
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    adams = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-    if name not in adams:
-        raise ValueError(f"train.<model>.optimizer.name: {name!r} is not adamw, adam or sgd")
-    return adams[name](groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    if spec.name is OptimizerName.sgd:
+        return torch.optim.SGD(groups, lr=lr, momentum=spec.momentum, weight_decay=weight_decay)
+    adam = {OptimizerName.adamw: torch.optim.AdamW, OptimizerName.adam: torch.optim.Adam}[spec.name]
+    return adam(groups, lr=lr, betas=(spec.momentum, 0.999), weight_decay=weight_decay)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A training's course: its settings (`train.<task>`: optimizer, lr, lr_mult, weight decay,
+    schedule), the epochs with a frozen backbone (0: none) and in all (what `auto` resolved), the
+    optimizer steps per epoch in the frozen phase and after, and the seed of each step's randomness."""
+
+    settings: Schedule
+    freeze_epochs: int
+    epochs: int
+    steps: tuple[int, int]
+    seed: int
 
 
 class SeededSteps:
@@ -54,13 +67,18 @@ class TransferSchedule:
     layers with discriminative learning rates (``lr_mult`` over ``net.param_groups()``, early ->
     late), each phase with its own one-cycle/cosine/constant schedule.
 
-    Needs: net, optimizer (``train.<task>.optimizer``), lr, weight_decay, lr_mult, freeze_epochs,
-    epochs, schedule, steps (optimizer steps per epoch in the frozen phase and after). With ``frozen_stem`` (set by
+    Needs: net, and a :class:`TrainingPlan` given to :meth:`follow`. With ``frozen_stem`` (set by
     :meth:`keep_stem_frozen`), the network's stem (``net.stem()``) stays frozen in both phases,
     its batch norms included.
     """
 
     frozen_stem = False
+
+    def follow(self, plan: TrainingPlan) -> None:
+        """Train by ``plan``; ``lr`` and ``freeze_epochs`` stay attributes, which the learning-rate
+        finder sets (pipeline.lr_finder)."""
+        self.plan, self.seed, self.epochs = plan, plan.seed, plan.epochs
+        self.lr, self.freeze_epochs = plan.settings.lr, plan.freeze_epochs
 
     def on_fit_start(self) -> None:
         """Train in channels-last memory layout: convolutions on CPUs (oneDNN) and GPUs run faster
@@ -94,14 +112,16 @@ class TransferSchedule:
         self.set_backbone_trainable(not self.frozen())
 
     def configure_optimizers(self):
+        plan, settings = self.plan, self.plan.settings
         groups = self.net.param_groups()
-        mults = self.lr_mult[-len(groups):] if len(self.lr_mult) >= len(groups) else [1.0] * len(groups)
-        optimizer = make_optimizer(self.optimizer, [{"params": params, "lr": self.lr * m}
-                                                    for params, m in zip(groups, mults)],
-                                   self.lr, self.weight_decay)
-        shape = phase_schedule(self.schedule)
-        frozen_steps = self.freeze_epochs * self.steps[0]
-        tuned_steps = max(1, (self.epochs - self.freeze_epochs) * self.steps[1])
+        mult = settings.lr_mult
+        mults = mult[-len(groups):] if len(mult) >= len(groups) else [1.0] * len(groups)
+        optimizer = make_optimizer(settings.optimizer, [{"params": params, "lr": self.lr * m}
+                                                        for params, m in zip(groups, mults)],
+                                   self.lr, settings.weight_decay)
+        shape = phase_schedule(settings.schedule)
+        frozen_steps = self.freeze_epochs * plan.steps[0]
+        tuned_steps = max(1, (plan.epochs - self.freeze_epochs) * plan.steps[1])
 
         def multiplier(step: int) -> float:
             if step < frozen_steps:

@@ -15,6 +15,8 @@ from pipeline.boxes import xyxy_to_cxcywh_norm, xyxy_to_xywh
 from pipeline.config import CONF_DIR, compose
 from pipeline.data.manifest import Manifest
 from pipeline.data.prepare import prepare
+from pipeline.detect.settings import DetectorModel, DetectorTrain
+from pipeline.schema import ClassifierModel
 
 
 def data_config(**overrides):
@@ -25,9 +27,20 @@ def data_config(**overrides):
     return OmegaConf.merge(base, OmegaConf.create(overrides))
 
 
-def classifier_model(name: str, pretrained: str, **overrides):
-    """A complete `model.classifier` section (conf/model/classifier/) for network ``name``."""
-    return OmegaConf.merge(compose().model.classifier, {"name": name, "pretrained": pretrained, **overrides})
+def classifier_model(name: str, pretrained: str, **overrides) -> ClassifierModel:
+    """The `model.classifier` settings of conf/model/classifier/ for network ``name``."""
+    return ClassifierModel.of(OmegaConf.merge(compose().model.classifier,
+                                              {"name": name, "pretrained": pretrained, **overrides}))
+
+
+def detector_model(**overrides) -> DetectorModel:
+    """The `model.detector` settings of conf/model/detector/ with ``overrides`` (nested: dicts)."""
+    return DetectorModel.of(OmegaConf.merge(compose().model.detector, overrides))
+
+
+def detector_training(**overrides) -> DetectorTrain:
+    """The `train.detector` settings of conf/train/detector/ with ``overrides`` (nested: dicts)."""
+    return DetectorTrain.of(OmegaConf.merge(compose().train.detector, overrides))
 
 
 def noise_image(width: int, height: int, seed: int) -> np.ndarray:

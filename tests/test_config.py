@@ -207,3 +207,33 @@ def test_a_data_root_with_a_tilde_is_refused_with_the_full_path_to_give():
                                                     f"data.root={home}/imgs")):
         compose(["data=voc", "data.root='~/imgs'"])
     compose(["data=voc", f"data.root={home}/imgs"])  # the full path composes
+
+
+def test_a_tasks_settings_sections_come_from_its_registry_entry(monkeypatch):
+    """The schema has no list of tasks: a task added to the registry brings its `model`, `train`
+    and `evaluate` sections (its package's settings classes), which a config must then hold."""
+    from dataclasses import fields, replace
+
+    from pipeline.multilabel.settings import MultiLabelTrain
+    from pipeline.schema import known_keys, project_schema, validate
+
+    params = OmegaConf.load(PROJECT_ROOT / "params.yaml")
+    monkeypatch.setitem(TASKS, "tagger", replace(TASKS["multilabel"], name="tagger"))
+    project_schema.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"missing key '(model|train|evaluate)\.tagger'"):
+            validate(params)
+        for part in ("model", "train", "evaluate"):
+            params[part]["tagger"] = params[part]["multilabel"]
+        params.train.tagger.pos_weight = "sometimes?"  # typed by the new task's class: a string or null
+        assert validate(params).train.tagger.pos_weight == "sometimes?"
+        params.train.tagger.cache_features = "maybe"
+        with pytest.raises(ConfigError, match="'train.tagger.cache_features' expects true or false"):
+            validate(params)
+        assert "train.tagger.pos_weight" in known_keys(project_schema())
+        trainings = next(f.type for f in fields(project_schema()) if f.name == "train")
+        assert next(f.type for f in fields(trainings) if f.name == "tagger") is MultiLabelTrain
+    finally:
+        monkeypatch.undo()
+        project_schema.cache_clear()
+    assert "train.tagger.pos_weight" not in known_keys(project_schema())

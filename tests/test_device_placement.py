@@ -19,6 +19,7 @@ from pipeline.heatmap.stage import heatmap_methods
 from pipeline.models.classifier import build_classifier
 from pipeline.multilabel.data import MultiLabelData
 from pipeline.multilabel.evaluate import predict_split as predict_multilabel
+from pipeline.schema import ClassifierModel
 
 META = torch.device("meta")
 
@@ -50,8 +51,8 @@ def classifier_data(tiny_data):
 
 def test_the_frozen_backbone_encodes_its_feature_cache_on_the_networks_device(classifier_data):
     cfg, data = classifier_data
-    net = build_classifier(OmegaConf.merge(cfg.model.classifier, {"pretrained": "none"}), data.classes,
-                           data.input_size()).to(META)
+    model = ClassifierModel.of(OmegaConf.merge(cfg.model.classifier, {"pretrained": "none"}))
+    net = build_classifier(model, data.classes, data.input_size()).to(META)
     data.trainer = stand_in_trainer(SimpleNamespace(net=net))
     data.cache_until_epoch = 1
     batch = next(iter(data.train_dataloader()))  # encodes train and val with the network, then serves features
@@ -73,7 +74,7 @@ def test_classifier_and_multilabel_evaluation_send_images_to_the_networks_device
 
 def test_heatmap_methods_run_where_the_network_is(classifier_data):
     cfg, data = classifier_data
-    model = OmegaConf.merge(cfg.model.fcn, {"pretrained": "none"})
+    model = ClassifierModel.of(OmegaConf.merge(cfg.model.fcn, {"pretrained": "none"}))
     window = data.input_size()
     fcn = FullyConvolutional(build_classifier(model, data.classes, window), window).eval()
     image = torch.randint(0, 255, (3, 2 * window[1], 3 * window[0]), dtype=torch.uint8)

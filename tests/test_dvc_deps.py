@@ -12,7 +12,10 @@ from pipeline.tasks import TASKS
 from tests.conftest import PROJECT_ROOT
 from tests.imports import imported_modules, module_file
 
-CHECKS = [reference.partition(":")[0] for task in TASKS.values() for _, reference in task.checks]
+# every stage loads params.yaml, which validates it against every task's settings classes and runs
+# the tasks' value checks
+EVERY_STAGE = [reference.partition(":")[0] for task in TASKS.values()
+               for reference in (task.settings, *(check for _, check in task.checks))]
 # The registry's references each stage resolves: a per-model stage those of its model, the
 # augment stage those of every task (its section's preview and view of the data).
 HOOKS = {"train": ("train",), "evaluate": ("evaluate",), "export": ("export", "bundled"),
@@ -57,7 +60,7 @@ def stage_cases() -> list[tuple[str, str, list[str], list[str]]]:
         for item in items:
             script = filled(body["cmd"], item).split()[1]
             deps = [filled(d, item) for d in body.get("deps", [])]
-            registry = hooks(name, item) + CHECKS  # every stage loads params.yaml, which runs the checks
+            registry = hooks(name, item) + EVERY_STAGE
             cases.append((f"{name}@{item}" if item else name, script, deps, registry))
     return cases
 

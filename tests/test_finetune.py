@@ -5,6 +5,7 @@ do not fit are an error, never a random start."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,16 +13,19 @@ from omegaconf import OmegaConf
 
 from pipeline.classify.evaluate import load_classifier
 from pipeline.config import compose
+from pipeline.detect.settings import DetectorModel
 from pipeline.detect.train import build_detector, load_detector
 from pipeline.models.classifier import build_classifier
+from pipeline.schema import ClassifierModel
 
 pytestmark = pytest.mark.xdist_group("finetune")  # its module fixture is built once, on one worker
 
 IMAGES = torch.randint(0, 256, (2, 3, 64, 64), generator=torch.Generator().manual_seed(0)).float()
 
 
-def detector_model(info: dict, pretrained: str, **overrides):
-    return OmegaConf.merge(compose().model.detector, info["model"], {"pretrained": pretrained, **overrides})
+def detector_model(info: dict, pretrained: str, **overrides) -> DetectorModel:
+    return DetectorModel.of(OmegaConf.merge(compose().model.detector, info["model"],
+                                            {"pretrained": pretrained, **overrides}))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,7 @@ def test_a_classifier_starts_from_its_model_folder_and_refuses_a_detectors(bundl
     folder = bundles / "models/classifier"
     info = json.loads((folder / "model.json").read_text())
     trained = load_classifier(folder)[0].eval()
-    model = OmegaConf.merge(compose().model.classifier, info["model"], {"pretrained": str(folder)})
+    model = ClassifierModel.of(OmegaConf.merge(compose().model.classifier, info["model"], {"pretrained": str(folder)}))
     net = build_classifier(model, info["classes"], info["input_size"]).eval()
     images = torch.nn.functional.interpolate(IMAGES, size=tuple(info["input_size"][::-1]))
     with torch.no_grad():
@@ -84,7 +88,7 @@ def test_a_classifier_starts_from_its_model_folder_and_refuses_a_detectors(bundl
     assert not torch.equal(renamed.head.fc8.weight, net.head.fc8.weight)
     assert torch.equal(renamed.head.fc7.weight, net.head.fc7.weight)  # hidden layers kept
     with pytest.raises(ValueError, match="missing in the source: features"):
-        build_classifier(OmegaConf.merge(model, {"pretrained": str(bundles / "models/detector")}), info["classes"],
+        build_classifier(replace(model, pretrained=str(bundles / "models/detector")), info["classes"],
                          info["input_size"])
 
 

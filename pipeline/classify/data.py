@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.augment.apply import AugmentedDataset, EpochSampler, Example, image_tensor
 from pipeline.augment.build import load_pipeline
 from pipeline.classify.preview import sees_patches
+from pipeline.classify.settings import ClassifierTrain
 from pipeline.data.manifest import Manifest
 from pipeline.data.patches import BACKGROUND, crop, patch_windows
 from pipeline.data.split import require_training_splits
@@ -176,8 +177,8 @@ class ClassificationData(L.LightningDataModule):
         self.cache_seconds += time.perf_counter() - start
 
 
-def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc, seed: int) -> ClassificationData:
-    """The DataModule of a `train.classifier` config section."""
-    return ClassificationData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed,
-                              int(tc.background_per_image), int(tc.fragments_per_object), float(tc.patch_context),
-                              image_cache_mb=tc.image_cache_mb)
+def data_from_config(manifest: str | Path, pipelines_dir: str | Path, tc: ClassifierTrain,
+                     seed: int) -> ClassificationData:
+    """The DataModule of `train.classifier` settings (or of `train.fcn`'s patch classifier)."""
+    return ClassificationData(manifest, pipelines_dir, tc.batch_size, tc.num_workers, seed, tc.background_per_image,
+                              tc.fragments_per_object, tc.patch_context, image_cache_mb=tc.image_cache_mb)

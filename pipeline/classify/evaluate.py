@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.classify.data import ClassificationData, data_from_config
@@ -20,6 +20,7 @@ from pipeline.devices import accelerator_device, module_device, to_device
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.models.classifier import ClassifierNet, build_classifier
 from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.schema import ClassifierModel
 from pipeline.training import MODEL_FILE, log_to_run
 from pipeline.viz import Panel, save_confusion, save_grid
 
@@ -37,8 +38,8 @@ def load_classifier(model_dir: str | Path, checkpoint: str = "best.ckpt") -> tup
 
 def build_from_info(info: dict) -> ClassifierNet:
     """The untrained network a model.json describes (its weights come from the checkpoint)."""
-    cfg = OmegaConf.create({**info["model"], "pretrained": "none"})
-    return build_classifier(cfg, info["classes"], info["input_size"])
+    model = ClassifierModel.of({**info["model"], "pretrained": "none"})
+    return build_classifier(model, info["classes"], info["input_size"])
 
 
 @torch.no_grad()
@@ -104,7 +105,7 @@ def evaluate_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
     net, info = load_classifier(model_dir)
     net.to(accelerator_device(cfg.trainer.accelerator))
     tc = cfg.train.classifier
-    data = data_from_config(manifest, pipelines_dir, tc, int(cfg.seed))
+    data = data_from_config(manifest, pipelines_dir, tc, cfg.seed)
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
                          "re-run train@classifier")

@@ -10,7 +10,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline.models.classifier import ClassifierNet
-from pipeline.transfer import HeadOnFeatures, SeededSteps, TransferSchedule
+from pipeline.transfer import HeadOnFeatures, SeededSteps, TrainingPlan, TransferSchedule
 
 
 def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
@@ -28,15 +28,12 @@ def class_weights(mode, counts: np.ndarray) -> torch.Tensor | None:
 
 class ClassifierModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.LightningModule):
     # every setting comes from conf/ (train.classifier) through pipeline.classify.train: no defaults here
-    def __init__(self, net: ClassifierNet, classes: list[str], optimizer: dict, lr: float, weight_decay: float, lr_mult,
-                 freeze_epochs: int, epochs: int, schedule: str, weights: torch.Tensor | None, label_smoothing: float,
-                 seed: int, steps: tuple[int, int]):
+    def __init__(self, net: ClassifierNet, classes: list[str], plan: TrainingPlan, weights: torch.Tensor | None):
+        """``plan.settings``: train.classifier (its label smoothing too); ``weights``: per class, or None."""
         super().__init__()
-        self.net, self.classes, self.optimizer = net, list(classes), dict(optimizer)
-        self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
-        self.freeze_epochs, self.epochs, self.schedule, self.seed = freeze_epochs, epochs, schedule, seed
-        self.steps = steps  # optimizer steps per epoch in the frozen phase and in the fine-tuning phase
-        self.loss = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        self.net, self.classes = net, list(classes)
+        self.follow(plan)
+        self.loss = nn.CrossEntropyLoss(weight=weights, label_smoothing=plan.settings.label_smoothing)
         k = len(self.classes)
         self.metrics = nn.ModuleDict({
             f"{split}_{name}": metric

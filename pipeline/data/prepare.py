@@ -122,7 +122,7 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     where = root if root is not None else "the synthetic generator"
     given_split = getattr(source, "given_split", None)  # the formats whose datasets can carry their own split
     given, given_where = given_split(cfg, root, records) if given_split else (None, f"format {cfg.format}")
-    split_used = apply_given_split(records, given, str(cfg.split.source), given_where)
+    split_used = apply_given_split(records, given, cfg.split.source, given_where)
     if not records:
         raise DataError(f"{where}: no samples found for format {cfg.format}; expected {source.LAYOUT}")
     notes = case_variants(records, cfg.class_case)
@@ -132,7 +132,7 @@ def prepare(cfg, seed: int, out_dir: str | Path, reports_dir: str | Path, metric
     if source.TASK == "classification" and len(classes) < 2:
         raise DataError(f"{where}: one class ({classes[0]!r}); a classifier needs two or more: add a folder of "
                         "images of another class (for example 'background', images without the object)")
-    source_info = {"format": cfg.format, "root": str(cfg.root) if root is not None else None}
+    source_info = {"format": cfg.format, "root": cfg.root if root is not None else None}
     with atomic_dir(out_dir) as tmp:
         outcome = validate(records, source.TASK, classes, Policy.from_config(cfg), sink=ImageWriter(tmp),
                            progress=lambda it: tqdm(it, desc="validate", unit="img"))

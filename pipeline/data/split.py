@@ -20,7 +20,7 @@ from pipeline.data.records import Sample
 
 
 def ratios_from_config(cfg) -> dict[str, float]:
-    ratios = {name: float(cfg.get(name, 0.0)) for name in SPLITS}
+    ratios = {name: cfg[name] for name in SPLITS}
     if any(r < 0 for r in ratios.values()) or not math.isclose(sum(ratios.values()), 1.0, abs_tol=1e-6):
         raise ValueError(f"data.split ratios {ratios} must be non-negative and sum to 1")
     return ratios

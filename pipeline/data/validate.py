@@ -49,8 +49,7 @@ class Policy:
         duplicates = cfg.duplicates
         if duplicates not in ("reject", "keep_together"):
             raise ValueError(f"data.duplicates={duplicates!r}; use reject or keep_together")
-        return cls(float(boxes.clip_tolerance), float(boxes.min_size), frame,
-                   int(cfg.max_image_pixels), duplicates)
+        return cls(boxes.clip_tolerance, boxes.min_size, frame, cfg.max_image_pixels, duplicates)
 
 
 @dataclass

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
+
+from pipeline.detect.settings import Anchors
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,17 @@ def make_anchors(grids: Sequence[tuple[int, int]], spec: AnchorSpec, image_size:
     return torch.cat([level_anchors(tuple(g), s, spec, image_size) for g, s in zip(grids, sizes)])
 
 
-def spec_from_config(cfg, levels: int) -> AnchorSpec:
-    """``anchors`` config: zooms, ratios and sizes (``cell``, a list, or ``{smallest, largest,
-    spacing}`` with spacing ``linear`` (the SSD paper's, the default) or ``geometric``)."""
-    sizes = cfg.get("sizes", "cell")
+def spec_from_config(anchors: Anchors, levels: int) -> AnchorSpec:
+    """`model.detector.anchors`: zooms, ratios and sizes (``cell``, a list, or ``{smallest, largest,
+    spacing}`` with spacing ``linear`` (the SSD paper's, when not given) or ``geometric``)."""
+    sizes = anchors.sizes  # any of three shapes: typed Any in the schema, read here
     if sizes == "cell":
         chosen = None
-    elif hasattr(sizes, "get") and "smallest" in sizes:
+    elif isinstance(sizes, Mapping) and "smallest" in sizes:
         spacing = str(sizes.get("spacing", "linear"))
         if spacing not in SPACINGS:
-            raise ValueError(f"anchors.sizes.spacing: {spacing!r} is not one of {sorted(SPACINGS)}")
+            raise ValueError(f"model.detector.anchors.sizes.spacing: {spacing!r} is not one of {sorted(SPACINGS)}")
         chosen = SPACINGS[spacing](levels, float(sizes["smallest"]), float(sizes["largest"]))
     else:
         chosen = tuple(float(s) for s in sizes)
-    return AnchorSpec(tuple(float(z) for z in cfg.zooms), tuple(float(r) for r in cfg.ratios), chosen)
+    return AnchorSpec(tuple(anchors.zooms), tuple(anchors.ratios), chosen)

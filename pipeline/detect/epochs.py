@@ -15,7 +15,7 @@ def training_epochs(tc, steps_per_epoch: int) -> int:
     """`epochs` when it is a number; for `auto`, `min_epochs`, or more on a small dataset: enough for
     `min_steps` optimizer steps (the heads need a few hundred steps, whatever the epochs)."""
     if tc.epochs == AUTO:
-        return max(int(tc.min_epochs), -(-int(tc.min_steps) // max(steps_per_epoch, 1)))
+        return max(tc.min_epochs, -(-tc.min_steps // max(steps_per_epoch, 1)))
     if isinstance(tc.epochs, bool) or not isinstance(tc.epochs, int) or tc.epochs < 1:
         raise ValueError(f"train.detector.epochs: {tc.epochs!r} is neither a positive integer nor {AUTO}")
     return tc.epochs

@@ -146,8 +146,8 @@ def evaluate_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str 
     net, anchors, coder, info = load_detector(model_dir)
     net.to(accelerator_device(cfg.trainer.accelerator))
     classes = info["classes"]
-    data = DetectionData(manifest, pipelines_dir, int(cfg.train.detector.batch_size), cfg.train.detector.num_workers,
-                         int(cfg.seed))
+    tc = cfg.train.detector
+    data = DetectionData(manifest, pipelines_dir, tc.batch_size, tc.num_workers, cfg.seed)
     results, flat, reports_dir, pr_dir = {}, {}, Path(reports_dir), Path(pr_dir)
     fit = info["anchor_fit"]  # None: the anchors were not fitted (anchors.fit: false)
     with atomic_dir(reports_dir) as reports, atomic_dir(pr_dir) as curves_dir:

@@ -10,6 +10,7 @@ from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.matching import IGNORED, match_anchors
+from pipeline.detect.settings import LossSettings, Matching
 
 LOCALISATION = ("smooth_l1", "l1", "giou")
 
@@ -17,16 +18,17 @@ LOCALISATION = ("smooth_l1", "l1", "giou")
 class DetectionLoss(nn.Module):
     """A module so that its anchors (a buffer) follow the detector to its device."""
 
-    def __init__(self, anchors: torch.Tensor, num_classes: int, coder: BoxCoder, alpha: float = 0.25,
-                 gamma: float = 2.0, localisation: str = "smooth_l1", box_weight: float = 1.0,
-                 positive_iou: float = 0.5, negative_iou: float = 0.4):
-        if localisation not in LOCALISATION:
-            raise ValueError(f"detector loss: localisation {localisation!r} is not one of {LOCALISATION}")
+    def __init__(self, anchors: torch.Tensor, num_classes: int, coder: BoxCoder, loss: LossSettings,
+                 matching: Matching):
+        """``loss``, ``matching``: `train.detector.loss` and `train.detector.matching`."""
+        if loss.localisation not in LOCALISATION:
+            raise ValueError(f"train.detector.loss.localisation: {loss.localisation!r} is not one of {LOCALISATION}")
         super().__init__()
         self.register_buffer("anchors", anchors, persistent=False)  # the detector's checkpoint holds them once
         self.num_classes, self.coder = num_classes, coder
-        self.alpha, self.gamma, self.localisation, self.box_weight = alpha, gamma, localisation, box_weight
-        self.ious = (positive_iou, negative_iou)
+        self.alpha, self.gamma = loss.alpha, loss.gamma
+        self.localisation, self.box_weight = loss.localisation, loss.box_weight
+        self.ious = (matching.positive_iou, matching.negative_iou)
 
     def targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor]):
         """Per image: class targets (A x K, all zero for background), box targets, and masks."""

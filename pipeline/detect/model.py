@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 
+from pipeline.detect.settings import DetectorModel
 from pipeline.models.backbones import stem_modules
 from pipeline.models.pretrained import PretrainedUnavailable, lite0_imagenet_state_dict
 
@@ -95,11 +96,13 @@ class Head(nn.Module):
 
 
 class SSD(nn.Module):
-    def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int],
-                 backbone: str, pretrained: str, width: int, extra_channels: int, levels: list[int] | None,
-                 prior: float, neck: str, head_depth: int):  # conf/model/detector sets every one
+    def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int], model: DetectorModel):
+        """``model``: `model.detector` (its backbone, pretrained weights, widths, neck, heads and
+        the anchors' levels; null levels: all)."""
         super().__init__()
-        self.backbone, channels, mean, std = backbone_pyramid(backbone, pretrained, width)
+        neck, head_depth, extra_channels = model.neck, model.head_depth, model.extra_channels
+        levels = model.anchors.levels
+        self.backbone, channels, mean, std = backbone_pyramid(model.backbone, model.pretrained, model.width)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255)
         if neck not in ("none", "fpn"):
@@ -126,7 +129,8 @@ class SSD(nn.Module):
         if head_depth and len(used) > 1:
             raise ValueError(f"model.detector.head_depth: shared heads need one channel count on every level, not "
                              f"{sorted(used)}; use neck: fpn, or head_depth: 0 (one head per level)")
-        bias = -math.log((1 - prior) / prior)  # RetinaNet's prior: every anchor starts at probability `prior`
+        # RetinaNet's prior: every anchor starts at probability `prior`
+        bias = -math.log((1 - model.prior) / model.prior)
         count = 1 if head_depth else len(self.levels)  # shared by all levels, or one per level (fast.ai's SSD lesson)
         self.class_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, num_classes, bias)
                                          for lv in self.levels[:count])

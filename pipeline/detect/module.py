@@ -3,6 +3,8 @@ discriminative fine-tuning (as the classifier); validation mAP with torchmetrics
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import lightning as L
 import torch
 from torch import nn
@@ -12,21 +14,18 @@ from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.postprocess import detections
-from pipeline.transfer import SeededSteps, TransferSchedule
+from pipeline.transfer import SeededSteps, TrainingPlan, TransferSchedule
 
 
 class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
-    def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder, postprocess: dict,
-                 input_size: tuple[int, int], optimizer: dict, lr: float, weight_decay: float, lr_mult,
-                 freeze_epochs: int,
-                 epochs: int, schedule: str, seed: int, steps: tuple[int, int]):  # from conf/ (train.detector)
+    def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder,
+                 input_size: tuple[int, int], plan: TrainingPlan):
+        """``plan.settings``: train.detector (its postprocessing too)."""
         super().__init__()
         self.net, self.loss, self.coder = net, loss, coder
         self.register_buffer("anchors", anchors)
-        self.postprocess, self.input_size = dict(postprocess), tuple(input_size)
-        self.optimizer, self.lr, self.weight_decay, self.lr_mult = dict(optimizer), lr, weight_decay, list(lr_mult)
-        self.freeze_epochs, self.epochs, self.schedule = freeze_epochs, epochs, schedule
-        self.seed, self.steps = seed, steps
+        self.postprocess, self.input_size = asdict(plan.settings.postprocess), tuple(input_size)
+        self.follow(plan)
         self.val_map = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")
 
     def backbone(self) -> nn.Module:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline.detect.anchor_fit import fit_anchors
 from pipeline.detect.anchors import make_anchors, spec_from_config
@@ -18,24 +19,25 @@ from pipeline.detect.epochs import training_epochs
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
+from pipeline.detect.settings import DetectorModel, DetectorTrain
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
 from pipeline.training import MODEL_FILE, FitSpec, fit
+from pipeline.transfer import TrainingPlan
 
 CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
 
 
-def feature_grids(mc, num_classes: int, input_size) -> list[tuple[int, int]]:
+def feature_grids(mc: DetectorModel, num_classes: int, input_size) -> list[tuple[int, int]]:
     """The rows x cols of each feature level the anchors sit on (they depend on nothing else)."""
-    probe = SSD(num_classes, 1, tuple(input_size), str(mc.backbone), "none", int(mc.width), int(mc.extra_channels),
-                list(mc.anchors.levels), float(mc.prior), "none", 0)
+    probe = SSD(num_classes, 1, tuple(input_size), replace(mc, pretrained="none", neck="none", head_depth=0))
     return list(probe.grids)
 
 
-def fitted_config(mc, data: DetectionData, input_size, positive_iou: float):
+def fitted_config(mc: DetectorModel, data: DetectionData, input_size, positive_iou: float):
     """``mc`` with the anchors fitted to the training and validation boxes when ``anchors.fit`` (and
     the fit covers at least as many boxes as the preset), and the fit's report (None: not fitted).
-    The returned config holds the numbers used, so every later stage builds the same anchors."""
+    The returned settings hold the numbers used, so every later stage builds the same anchors."""
     if not mc.anchors.fit:
         return mc, None
     grids = feature_grids(mc, len(data.classes), input_size)
@@ -47,52 +49,45 @@ def fitted_config(mc, data: DetectionData, input_size, positive_iou: float):
     spec, report = fit_anchors(boxes, labels, spec_from_config(mc.anchors, len(grids)), grids, tuple(input_size),
                                positive_iou)
     chosen = {"sizes": list(spec.sizes), "ratios": list(spec.ratios)} if report["chosen"] == "fitted" else {}
-    return OmegaConf.merge(mc, {"anchors": {"fit": False, **chosen}}), report
+    return replace(mc, anchors=replace(mc.anchors, fit=False, **chosen)), report
 
 
-def build_detector(mc, classes: Sequence[str], input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
-    """The network of a `model.detector` config, its anchors (A x 4, input pixels) and box coder;
+def build_detector(mc: DetectorModel, classes: Sequence[str], input_size) -> tuple[SSD, torch.Tensor, BoxCoder]:
+    """The network of `model.detector` settings, its anchors (A x 4, input pixels) and box coder;
     ``pretrained`` a trained model of this project: its weights (pipeline.models.finetune)."""
-    levels, num_classes, pretrained = list(mc.anchors.levels), len(classes), str(mc.pretrained)
-    spec = spec_from_config(mc.anchors, len(feature_grids(mc, num_classes, input_size)))
-    trained = pretrained not in ("imagenet", "none")
-    net = SSD(num_classes, spec.per_cell, tuple(input_size), str(mc.backbone), "none" if trained else pretrained,
-              int(mc.width), int(mc.extra_channels), levels, float(mc.prior), str(mc.neck), int(mc.head_depth))
+    spec = spec_from_config(mc.anchors, len(feature_grids(mc, len(classes), input_size)))
+    trained = mc.pretrained not in ("imagenet", "none")
+    net = SSD(len(classes), spec.per_cell, tuple(input_size), replace(mc, pretrained="none") if trained else mc)
     if trained:
-        load_trained(net, pretrained, CLASS_OUTPUTS, classes)
+        load_trained(net, mc.pretrained, CLASS_OUTPUTS, classes)
     anchors = make_anchors(net.grids, spec, tuple(input_size))
-    return net, anchors, BoxCoder(str(mc.coding), tuple(float(v) for v in mc.variances))
+    return net, anchors, BoxCoder(mc.coding, tuple(mc.variances))
 
 
 def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: BoxCoder, num_classes: int,
                     input_size, steps: int) -> DetectorModule:
-    tc = cfg.train.detector
-    pretrained = str(cfg.model.detector.pretrained) != "none"
-    loss = DetectionLoss(anchors, num_classes, coder, float(tc.loss.alpha), float(tc.loss.gamma),
-                         str(tc.loss.localisation), float(tc.loss.box_weight), float(tc.matching.positive_iou),
-                         float(tc.matching.negative_iou))
-    module = DetectorModule(net, anchors, loss, coder, OmegaConf.to_container(tc.postprocess, resolve=True),
-                            tuple(input_size), OmegaConf.to_container(tc.optimizer), float(tc.lr),
-                            float(tc.weight_decay), list(tc.lr_mult),
-                            int(tc.freeze_epochs) if pretrained else 0, training_epochs(tc, steps), str(tc.schedule),
-                            int(cfg.seed), (steps, steps))
-    module.keep_stem_frozen(bool(tc.frozen_stem) and pretrained, "train.detector.frozen_stem")
+    tc = DetectorTrain.of(cfg.train.detector)
+    pretrained = cfg.model.detector.pretrained != "none"
+    loss = DetectionLoss(anchors, num_classes, coder, tc.loss, tc.matching)
+    plan = TrainingPlan(tc, tc.freeze_epochs if pretrained else 0, training_epochs(tc, steps), (steps, steps),
+                        cfg.seed)
+    module = DetectorModule(net, anchors, loss, coder, tuple(input_size), plan)
+    module.keep_stem_frozen(tc.frozen_stem and pretrained, "train.detector.frozen_stem")
     return module
 
 
 def detector_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpec:
     """Images with their boxes, the anchors fitted to them, the SSD and its module."""
-    tc = cfg.train.detector
-    data = DetectionData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, int(cfg.seed),
-                         tc.image_cache_mb)
+    tc = DetectorTrain.of(cfg.train.detector)
+    data = DetectionData(manifest, pipelines_dir, tc.batch_size, tc.num_workers, cfg.seed, tc.image_cache_mb)
     data.require_training_splits()
     input_size = data.input_size()
-    mc, anchor_fit = fitted_config(cfg.model.detector, data, input_size, float(tc.matching.positive_iou))
+    mc, anchor_fit = fitted_config(DetectorModel.of(cfg.model.detector), data, input_size, tc.matching.positive_iou)
     net, anchors, coder = build_detector(mc, data.classes, input_size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
-    model_info = {"model": OmegaConf.to_container(mc, resolve=True), "classes": data.classes,
+    model_info = {"model": asdict(mc), "classes": data.classes,
                   "input_size": list(input_size), "anchor_fit": anchor_fit,
-                  "postprocess": OmegaConf.to_container(tc.postprocess, resolve=True),
+                  "postprocess": asdict(tc.postprocess),
                   "tiles": data.tiles}  # None: whole images; else sliced inference (pipeline/predict/tiles.py)
     derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
                "classes": ",".join(data.classes), "train_images": len(data.samples["train"]), "epochs": module.epochs}
@@ -115,7 +110,7 @@ def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):
     """(network in eval mode, anchors, coder, model.json) of a trained detector folder."""
     model_dir = Path(model_dir)
     info = json.loads((model_dir / MODEL_FILE).read_text())
-    mc = OmegaConf.create({**info["model"], "pretrained": "none"})
+    mc = DetectorModel.of({**info["model"], "pretrained": "none"})
     net, anchors, coder = build_detector(mc, info["classes"], info["input_size"])
     net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))
     return net.eval(), anchors, coder, info

@@ -160,7 +160,7 @@ def card(task: str, cfg: DictConfig, spec: dict, manifest_path: Path, metrics: d
     config = {key: plain(OmegaConf.select(cfg, key, throw_on_missing=True)) for key in keys}
     run = json.loads((model_dir / RUN_FILE).read_text()) if (model_dir / RUN_FILE).is_file() else {}
     return {"task": task, "labels": spec["labels"], "headline": headline, "metrics": metrics,
-            "data": {"name": str(cfg.data.name), "manifest_sha256": file_sha256(manifest_path)},
+            "data": {"name": cfg.data.name, "manifest_sha256": file_sha256(manifest_path)},
             "config": config, "git_commit": git_commit(),
             "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "training_run": run.get("run_id"),

@@ -54,9 +54,9 @@ def int8_model(settings: DictConfig, bundle: Bundle, manifest: Manifest) -> dict
     if not kind.quantized:
         return None
     out = bundle.root / INT8_FILE
-    _, calibration = split_images(manifest, "train", int(settings.calibration_images))
+    _, calibration = split_images(manifest, "train", settings.calibration_images)
     quantize(bundle.root / "model.onnx", out, bundle.spec, calibration)
-    samples, images = split_images(manifest, "val", int(settings.check_images))
+    samples, images = split_images(manifest, "val", settings.check_images)
     if not samples:
         raise ValueError("export.int8: the manifest has no validation images to check the int8 model on")
     quantized = Bundle(bundle.root, bundle.spec, session_of(out))
@@ -65,7 +65,7 @@ def int8_model(settings: DictConfig, bundle: Bundle, manifest: Manifest) -> dict
               "images": len(samples), "calibration_images": len(calibration),
               "size_mb": {"fp32": round((bundle.root / "model.onnx").stat().st_size / 2**20, 3),
                           "int8": round(out.stat().st_size / 2**20, 3)}}
-    report["shipped"] = report["drop"] <= float(settings.max_drop)
+    report["shipped"] = report["drop"] <= settings.max_drop
     if not report["shipped"]:
         out.unlink()
         print(f"warning: export {bundle.task}: the int8 model is not shipped: {report['metric']} dropped by "

@@ -50,7 +50,7 @@ def register(cfg, task: str, bundle_dir: Path, model_dir: Path, graph, metrics: 
     import mlflow
     import onnx
 
-    name, alias = f"{cfg.export.registered_model_prefix}-{task}", str(cfg.export.alias)
+    name, alias = f"{cfg.export.registered_model_prefix}-{task}", cfg.export.alias
     run_id = json.loads((model_dir / RUN_FILE).read_text())["run_id"]
     uri = tracking_uri(cfg.logger)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -22,6 +22,8 @@ from torch.nn import functional as F
 from torchvision.ops import box_iou
 
 from pipeline.heatmap.fcn import FullyConvolutional, Geometry
+from pipeline.heatmap.settings import DenseTrain
+from pipeline.schema import Optimizer
 from pipeline.transfer import SeededSteps, make_optimizer, phase_schedule
 
 IGNORE = -100
@@ -78,24 +80,22 @@ def cell_targets(geometry: Geometry, rows: int, cols: int, boxes: torch.Tensor, 
 class DenseModule(SeededSteps, L.LightningModule):
     """Trains ``net`` (a FullyConvolutional) on per-cell cross-entropy; metrics are prefixed ``dense_``.
 
-    ``views``: crop, scales, scale_jitter, object_fraction (see :func:`training_view`).
+    ``dense``: `train.fcn.dense` (its views: crop, scales, scale_jitter, object_fraction, see
+    :func:`training_view`); ``optimizer``: `train.fcn.optimizer`; ``context``: the patch context.
     """
 
-    # every setting comes from conf/ (train.fcn.dense) through pipeline.heatmap.train: no defaults here
-    def __init__(self, net: FullyConvolutional, background: int, context: float, views: dict, optimizer: dict,
-                 lr: float, weight_decay: float, epochs: int, steps_per_epoch: int, positive_iou: float,
-                 negative_iou: float, seed: int):
+    def __init__(self, net: FullyConvolutional, background: int, context: float, dense: DenseTrain,
+                 optimizer: Optimizer, steps_per_epoch: int, seed: int):
         super().__init__()
-        self.optimizer = dict(optimizer)
-        self.net, self.background, self.context, self.views = net, background, context, dict(views)
-        self.lr, self.weight_decay, self.epochs, self.steps_per_epoch = lr, weight_decay, epochs, steps_per_epoch
-        self.ious, self.seed = (positive_iou, negative_iou), seed
+        self.net, self.background, self.context, self.dense = net, background, context, dense
+        self.optimizer, self.steps_per_epoch, self.seed = optimizer, steps_per_epoch, seed
 
     def step(self, images: torch.Tensor, boxes: list, labels: list, split: str) -> torch.Tensor:
         logits = self.net(images)
         rows, cols = logits.shape[2:]
         targets = torch.stack([cell_targets(self.net.geometry, rows, cols, b, lab, self.context, self.background,
-                                            *self.ious) for b, lab in zip(boxes, labels)])
+                                            self.dense.positive_iou, self.dense.negative_iou)
+                               for b, lab in zip(boxes, labels)])
         loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
         n = len(images)
         self.log(f"dense_{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
@@ -109,10 +109,10 @@ class DenseModule(SeededSteps, L.LightningModule):
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        v, g = self.views, self.net.geometry
+        d, g = self.dense, self.net.geometry
         object_side = g.window[0] / (1 + self.context)
-        made = [training_view(image.float(), boxes, object_side, g.window, int(v["crop"]), tuple(v["scales"]),
-                              float(v["scale_jitter"]), float(v["object_fraction"]))
+        made = [training_view(image.float(), boxes, object_side, g.window, d.crop, tuple(d.scales), d.scale_jitter,
+                              d.object_fraction)
                 for image, boxes in zip(batch["images"], batch["boxes"])]
         return self.step(torch.stack([m[0] for m in made]), [m[1] for m in made], batch["labels"], "train")
 
@@ -120,8 +120,8 @@ class DenseModule(SeededSteps, L.LightningModule):
         self.step(batch["images"].float(), batch["boxes"], batch["labels"], "val")
 
     def configure_optimizers(self):
-        optimizer = make_optimizer(self.optimizer, [{"params": list(self.net.parameters())}], self.lr,
-                                   self.weight_decay)
-        shape, total = phase_schedule("one_cycle"), max(1, self.epochs * self.steps_per_epoch)
+        d = self.dense
+        optimizer = make_optimizer(self.optimizer, [{"params": list(self.net.parameters())}], d.lr, d.weight_decay)
+        shape, total = phase_schedule("one_cycle"), max(1, d.epochs * self.steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: shape(step / total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -37,11 +37,11 @@ def load_fcn_export(cfg: DictConfig, model_dir: Path, manifest: Manifest, metric
     fcn, info = load_fcn(model_dir)
     g = fcn.geometry
     mean = fcn.mean.flatten().div(255).tolist()
-    pre = {"window": list(g.window), "stride": g.stride, "scales": [float(s) for s in cfg.evaluate.fcn.scales],
+    pre = {"window": list(g.window), "stride": g.stride, "scales": list(cfg.evaluate.fcn.scales),
            "mean": mean, "std": fcn.std.flatten().div(255).tolist(), "normalised_in_graph": True,
            "min_size": list(g.window)}
     background = "background" if "background" in info["classes"] else None
-    scenes = manifest.split(heatmap_split(manifest, str(cfg.evaluate.fcn.split)))
+    scenes = manifest.split(heatmap_split(manifest, cfg.evaluate.fcn.split))
     images = [read_image(manifest.path_of(s)).pixels for s in scenes[:4]]
     fill = [round(m * 255) for m in mean]
     inputs = [batch([scaled(images[0], 1.0, g.window, fill)]), batch([scaled(images[0], 0.61, g.window, fill)])]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import lightning as L
@@ -22,14 +23,16 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.classify.evaluate import build_from_info, load_classifier
+from pipeline.classify.settings import ClassifierTrain
 from pipeline.classify.train import train_classifier
 from pipeline.data.patches import BACKGROUND
 from pipeline.detect.data import DetectionData
 from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
+from pipeline.heatmap.settings import FcnTrain
 from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import RUN_FILE, log_to_run, previous_run_id, tracked_fit
+from pipeline.training import RUN_FILE, FitSpec, TrackedRun, log_to_run, previous_run_id, tracked_fit
 
 CLASSIFIER_DIR = "classifier"
 DENSE_DIR = "dense"  # the dense fine-tuning's checkpoints
@@ -39,10 +42,11 @@ STAGE = "train@fcn"
 
 
 def patch_classifier_config(cfg: DictConfig) -> DictConfig:
-    """The whole config with the ``fcn`` section's model and training in the classifier's place."""
+    """The whole config with the ``fcn`` section's model and training (but its dense phase) in the
+    classifier's place."""
     derived = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     derived.model.classifier = cfg.model.fcn
-    derived.train.classifier = cfg.train.fcn
+    derived.train.classifier = OmegaConf.masked_copy(cfg.train.fcn, [f.name for f in fields(ClassifierTrain)])
     return derived
 
 
@@ -51,22 +55,19 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
     """Dense fine-tuning (pipeline.heatmap.dense) through the same tracked fit as every training, in
     the patch classifier's MLflow run, in ``out_dir`` (resumable); keeps the weights of the epoch
     with the lowest dense_val_loss."""
-    d, seed = cfg.train.fcn.dense, int(cfg.seed)
-    data = DetectionData(manifest, pipelines_dir, int(d.batch_size), cfg.train.fcn.num_workers, seed,
-                         cfg.train.fcn.image_cache_mb)
+    tc, seed = FcnTrain.of(cfg.train.fcn), cfg.seed
+    data = DetectionData(manifest, pipelines_dir, tc.dense.batch_size, tc.num_workers, seed, tc.image_cache_mb)
     data.require_training_splits()
     if classes[:-1] != data.classes or classes[-1] != BACKGROUND:
         raise ValueError(f"{out_dir}: the patch classifier's classes {classes} are not the manifest's "
                          f"{data.classes} + {BACKGROUND!r}; retrain it on this data")
     L.seed_everything(seed, workers=True, verbose=False)
-    views = {k: d[k] for k in ("crop", "scales", "scale_jitter", "object_fraction")}
-    module = DenseModule(fcn, classes.index(BACKGROUND), float(cfg.train.fcn.patch_context), views,
-                         OmegaConf.to_container(cfg.train.fcn.optimizer), float(d.lr),
-                         float(d.weight_decay), int(d.epochs), data.steps_per_epoch(), float(d.positive_iou),
-                         float(d.negative_iou), seed)
+    module = DenseModule(fcn, classes.index(BACKGROUND), tc.patch_context, tc.dense, tc.optimizer,
+                         data.steps_per_epoch(), seed)
     fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
-    trainer, _, checkpoint = tracked_fit(cfg, module, data, out_dir, manifest, STAGE, int(d.epochs), "dense_val_loss",
-                                         {}, {}, resume=resume, run_id=run_id, artifact_folder="dense")
+    spec = FitSpec(data, module, tc.dense.epochs, {}, {}, "", monitor="dense_val_loss")
+    trainer, _, checkpoint = tracked_fit(cfg, spec, TrackedRun(STAGE, out_dir, manifest, resume, run_id=run_id,
+                                                              artifact_folder="dense"))
     fcn.load_state_dict(project_checkpoint_state(out_dir / Path(checkpoint.best_model_path).name))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -93,14 +94,14 @@ def fit_fcn(cfg: DictConfig, manifest: Path, pipelines_dir: str | Path, out_dir:
     net, info = load_classifier(classifier_dir)
     fcn = FullyConvolutional(net, info["input_size"])
     dense = {}
-    if int(cfg.train.fcn.dense.epochs) > 0:
+    if cfg.train.fcn.dense.epochs > 0:
         dense = fine_tune(cfg, fcn, info["classes"], manifest, pipelines_dir, out_dir / DENSE_DIR, result["run_id"],
                           resume)
     torch.save(fcn.state_dict(), out_dir / WEIGHTS_FILE)
     g = fcn.geometry
     atomic_write_json(out_dir / FCN_FILE, {**info, "stride": g.stride, "valid": g.valid,
-                                           "patch_context": float(cfg.train.fcn.patch_context),
-                                           "dense_epochs": int(cfg.train.fcn.dense.epochs)})
+                                           "patch_context": cfg.train.fcn.patch_context,
+                                           "dense_epochs": cfg.train.fcn.dense.epochs})
     shutil.copyfile(out_dir / CLASSIFIER_DIR / RUN_FILE, out_dir / RUN_FILE)
     log_to_run(cfg, out_dir, {}, [out_dir / WEIGHTS_FILE, out_dir / FCN_FILE], "fcn", pending_dir=out_dir)
     return {**result, "metrics": {**result["metrics"], **dense}, "stride": g.stride, "window": list(g.window)}

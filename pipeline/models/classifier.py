@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from pipeline.models.backbones import Backbone, build_backbone, check_input_size, feature_shape
 from pipeline.models.finetune import load_trained
+from pipeline.schema import ClassifierModel
 
 
 class PoolLinearHead(nn.Module):
@@ -81,14 +81,12 @@ class ClassifierNet(nn.Module):
 CLASS_OUTPUTS = r"head\.(fc|fc8)\."  # the layer that depends on the classes (PoolLinearHead, AlexNetHead)
 
 
-def build_classifier(model_cfg: DictConfig, classes: Sequence[str], input_size) -> ClassifierNet:
-    """``model_cfg``: name, pretrained (imagenet | none | a checkpoint, model folder or bundle of
-    this project: pipeline.models.finetune), dropout, width, hidden."""
-    pretrained = str(model_cfg.pretrained)
-    backbone = build_backbone(model_cfg.name, imagenet=pretrained == "imagenet", width=int(model_cfg.width))
-    check_input_size(backbone, str(model_cfg.name), input_size)
-    net = ClassifierNet(backbone, len(classes), input_size, float(model_cfg.dropout),
-                        int(model_cfg.hidden))
-    if pretrained not in ("imagenet", "none"):
-        load_trained(net, pretrained, CLASS_OUTPUTS, classes)
+def build_classifier(model: ClassifierModel, classes: Sequence[str], input_size) -> ClassifierNet:
+    """``model``: name, pretrained (imagenet | none | a checkpoint, model folder or bundle of this
+    project: pipeline.models.finetune), dropout, width, hidden."""
+    backbone = build_backbone(model.name, imagenet=model.pretrained == "imagenet", width=model.width)
+    check_input_size(backbone, model.name, input_size)
+    net = ClassifierNet(backbone, len(classes), input_size, model.dropout, model.hidden)
+    if model.pretrained not in ("imagenet", "none"):
+        load_trained(net, model.pretrained, CLASS_OUTPUTS, classes)
     return net

@@ -100,7 +100,7 @@ def evaluate_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: st
     net, info = load_classifier(model_dir)
     net.to(accelerator_device(cfg.trainer.accelerator))
     tc = cfg.train.multilabel
-    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, int(cfg.seed))
+    data = MultiLabelData(manifest, pipelines_dir, tc.batch_size, tc.num_workers, cfg.seed)
     if data.classes != info["classes"]:
         raise ValueError(f"{model_dir}: trained on classes {info['classes']} but the data has {data.classes}; "
                          "re-run train@multilabel")

@@ -9,19 +9,15 @@ from torch import nn
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
 
 from pipeline.models.classifier import ClassifierNet
-from pipeline.transfer import HeadOnFeatures, SeededSteps, TransferSchedule
+from pipeline.transfer import HeadOnFeatures, SeededSteps, TrainingPlan, TransferSchedule
 
 
 class MultiLabelModule(SeededSteps, TransferSchedule, HeadOnFeatures, L.LightningModule):
     # every setting comes from conf/ (train.multilabel) through pipeline.multilabel.train
-    def __init__(self, net: ClassifierNet, classes: list[str], optimizer: dict, lr: float, weight_decay: float, lr_mult,
-                 freeze_epochs: int, epochs: int, schedule: str, pos_weight: torch.Tensor | None, seed: int,
-                 steps: tuple[int, int]):
+    def __init__(self, net: ClassifierNet, classes: list[str], plan: TrainingPlan, pos_weight: torch.Tensor | None):
         super().__init__()
-        self.net, self.classes, self.optimizer = net, list(classes), dict(optimizer)
-        self.lr, self.weight_decay, self.lr_mult = lr, weight_decay, list(lr_mult)
-        self.freeze_epochs, self.epochs, self.schedule, self.seed = freeze_epochs, epochs, schedule, seed
-        self.steps = steps
+        self.net, self.classes = net, list(classes)
+        self.follow(plan)
         self.loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)  # a buffer: follows the module's device
         k = len(self.classes)
         self.metrics = nn.ModuleDict({

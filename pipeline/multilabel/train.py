@@ -3,18 +3,22 @@ checkpoints by validation mAP over classes."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline.models.classifier import build_classifier
 from pipeline.multilabel.data import PIPELINES, MultiLabelData
 from pipeline.multilabel.module import MultiLabelModule
+from pipeline.multilabel.settings import MultiLabelTrain
+from pipeline.schema import ClassifierModel
 from pipeline.training import FitSpec, fit
+from pipeline.transfer import TrainingPlan
 
 
 def positive_weights(mode, positives: np.ndarray, images: int) -> torch.Tensor | None:
@@ -29,25 +33,23 @@ def positive_weights(mode, positives: np.ndarray, images: int) -> torch.Tensor |
 
 def multilabel_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpec:
     """Whole images with their class sets, the network and the module (BCE with per-class weights)."""
-    tc, seed = cfg.train.multilabel, int(cfg.seed)
-    data = MultiLabelData(manifest, pipelines_dir, int(tc.batch_size), tc.num_workers, seed, tc.image_cache_mb)
+    tc, mc = MultiLabelTrain.of(cfg.train.multilabel), ClassifierModel.of(cfg.model.multilabel)
+    data = MultiLabelData(manifest, pipelines_dir, tc.batch_size, tc.num_workers, cfg.seed, tc.image_cache_mb)
     data.require_training_splits()
     input_size = data.input_size()
-    net = build_classifier(cfg.model.multilabel, data.classes, input_size)
-    freeze_allowed = str(cfg.model.multilabel.pretrained) != "none"  # frozen pretrained layers; none: all train
-    freeze = int(tc.freeze_epochs) if freeze_allowed else 0
+    net = build_classifier(mc, data.classes, input_size)
+    freeze_allowed = mc.pretrained != "none"  # frozen pretrained layers; none: all train
+    freeze = tc.freeze_epochs if freeze_allowed else 0
     data.cache_until_epoch = freeze if tc.cache_features else 0
     steps = data.steps_per_epoch()
-    module = MultiLabelModule(net, data.classes, OmegaConf.to_container(tc.optimizer), float(tc.lr),
-                              float(tc.weight_decay), list(tc.lr_mult), freeze, int(tc.epochs), str(tc.schedule),
-                              positive_weights(tc.pos_weight, data.class_counts(), len(data.items["train"])), seed,
-                              (steps, steps))
-    module.keep_stem_frozen(bool(tc.frozen_stem) and freeze_allowed, "train.multilabel.frozen_stem")
-    model_info = {"model": OmegaConf.to_container(cfg.model.multilabel, resolve=True), "classes": data.classes,
-                  "input_size": list(input_size), "multilabel": True}
+    plan = TrainingPlan(tc, freeze, tc.epochs, (steps, steps), cfg.seed)
+    module = MultiLabelModule(net, data.classes, plan,
+                              positive_weights(tc.pos_weight, data.class_counts(), len(data.items["train"])))
+    module.keep_stem_frozen(tc.frozen_stem and freeze_allowed, "train.multilabel.frozen_stem")
+    model_info = {"model": asdict(mc), "classes": data.classes, "input_size": list(input_size), "multilabel": True}
     derived = {"freeze_epochs": freeze, "input_size": list(input_size), "classes": ",".join(data.classes),
                "train_images": len(data.items["train"])}
-    return FitSpec(data, module, int(tc.epochs), model_info, derived, PIPELINES)
+    return FitSpec(data, module, tc.epochs, model_info, derived, PIPELINES)
 
 
 def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,

@@ -26,7 +26,7 @@ def config_hash(*parts) -> str:
 def trial_data(cfg: DictConfig, cache_dir: str | Path) -> tuple[Path, Path, Path]:
     """(manifest, augmentation pipelines folder, preview folder) for ``cfg``, built if missing."""
     cache_dir = Path(cache_dir)
-    seed = int(cfg.seed)
+    seed = cfg.seed
     prepared_key = config_hash(cfg.data, seed)
     prepared = cache_dir / f"prepared-{prepared_key}"
     if not (prepared / "prepared/manifest.json").is_file():

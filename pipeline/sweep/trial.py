@@ -75,7 +75,7 @@ def pruning_callbacks(cfg: DictConfig, hydra_cfg) -> list:
     pruner_cfg = hydra_cfg.sweeper.get("pruner")
     pruner = instantiate(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
     study = optuna.load_study(study_name=str(spec.study), storage=str(spec.storage), pruner=pruner)
-    return [PyTorchLightningPruningCallback(optuna.trial.Trial(study, int(spec.trial_id)), str(cfg.sweep.monitor))]
+    return [PyTorchLightningPruningCallback(optuna.trial.Trial(study, int(spec.trial_id)), cfg.sweep.monitor)]
 
 
 def finish_run(cfg: DictConfig, model_dir: Path, run_name: str, tags: dict, status: str,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from pipeline.classify.bundled import format_line
 from pipeline.classify.module import class_weights
+from pipeline.classify.settings import ClassifierTrain
+from pipeline.config import compose
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable
-from pipeline.transfer import phase_schedule
+from pipeline.transfer import TrainingPlan, phase_schedule
 from tests.helpers import classifier_model
 
 
@@ -81,8 +84,10 @@ def transfer_module(name: str, pretrained: str):
     from pipeline.classify.module import ClassifierModule
 
     net = build_classifier(classifier_model(name, pretrained), ["a", "b"], (64, 64))
-    return ClassifierModule(net, ["a", "b"], {"name": "adamw", "momentum": 0.9}, 1e-2, 0.0, [0.1, 0.3, 1.0], 0, 2,
-                            "constant", None, 0.0, 0, (1, 1))
+    settings = ClassifierTrain.of(OmegaConf.merge(compose().train.classifier, {
+        "optimizer": {"name": "adamw", "momentum": 0.9}, "lr": 1e-2, "weight_decay": 0.0, "lr_mult": [0.1, 0.3, 1.0],
+        "schedule": "constant", "label_smoothing": 0.0}))
+    return ClassifierModule(net, ["a", "b"], TrainingPlan(settings, 0, 2, (1, 1), 0), None)
 
 
 def test_a_frozen_stem_keeps_its_weights_and_statistics_while_the_rest_trains():

@@ -3,22 +3,25 @@ config so every later stage builds the same anchors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from pipeline.config import compose
 from pipeline.detect.anchor_fit import coverage, fit_anchors
 from pipeline.detect.anchors import AnchorSpec, make_anchors, spec_from_config
 from pipeline.detect.data import DetectionData
+from pipeline.detect.settings import DetectorModel
 from pipeline.detect.train import build_detector, feature_grids, fitted_config
+from tests.helpers import detector_model
 
 GRIDS = [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
 SIZE = (160, 160)
 
 
 def test_on_the_fixture_the_fit_covers_at_least_what_the_preset_does(tiny_data):
-    mc = compose(["data=synthetic_tiny"]).model.detector
+    mc = DetectorModel.of(compose(["data=synthetic_tiny"]).model.detector)
     assert mc.anchors.fit  # the default
     data = DetectionData(tiny_data / "prepared/manifest.json", tiny_data / "augment", 8, 0, 0)
     fitted, report = fitted_config(mc, data, data.input_size(), 0.5)
@@ -32,7 +35,7 @@ def test_on_the_fixture_the_fit_covers_at_least_what_the_preset_does(tiny_data):
     expected = make_anchors(grids, AnchorSpec(tuple(fitted.anchors.zooms), tuple(report["fitted"]["ratios"]),
                                               tuple(report["fitted"]["sizes"])), data.input_size())
     assert torch.equal(anchors, expected)
-    unfitted, none = fitted_config(OmegaConf.merge(mc, {"anchors": {"fit": False}}), data, data.input_size(), 0.5)
+    unfitted, none = fitted_config(replace(mc, anchors=replace(mc.anchors, fit=False)), data, data.input_size(), 0.5)
     assert none is None and list(unfitted.anchors.sizes) == list(mc.anchors.sizes)
 
 
@@ -43,7 +46,7 @@ def test_tall_boxes_get_tall_anchors_and_a_recall_the_preset_lacks():
     widths = heights / 4
     x0, y0 = (160 - widths) * torch.rand(300, generator=g), (160 - heights) * torch.rand(300, generator=g)
     boxes = [torch.stack([x0, y0, x0 + widths, y0 + heights], dim=1)]
-    preset = spec_from_config(compose().model.detector.anchors, len(GRIDS))
+    preset = spec_from_config(detector_model().anchors, len(GRIDS))
     labels = [torch.zeros(300, dtype=torch.long)]
     spec, report = fit_anchors(boxes, labels, preset, GRIDS, SIZE, 0.5)
     assert report["chosen"] == "fitted" and min(spec.ratios) == pytest.approx(0.25, rel=0.15)
@@ -64,7 +67,7 @@ def test_a_rare_class_of_small_objects_gets_anchors_of_its_size():
     g = torch.Generator().manual_seed(0)
     boxes = [torch.cat([squares(560, 24, 40, g), squares(40, 8, 12, g)])]
     labels = [torch.cat([torch.zeros(560, dtype=torch.long), torch.ones(40, dtype=torch.long)])]
-    preset = spec_from_config(compose().model.detector.anchors, len(GRIDS))
+    preset = spec_from_config(detector_model().anchors, len(GRIDS))
     spec, report = fit_anchors(boxes, labels, preset, GRIDS, SIZE, 0.5)
     assert report["chosen"] == "fitted" and min(spec.sizes) * SIZE[0] <= 12
     # fitted 0.60, preset 0.10; fitness over all boxes alone fits 27-40 px anchors, and 0.0
@@ -72,6 +75,6 @@ def test_a_rare_class_of_small_objects_gets_anchors_of_its_size():
 
 
 def test_no_boxes_to_fit_is_a_clear_error():
-    preset = spec_from_config(compose().model.detector.anchors, len(GRIDS))
+    preset = spec_from_config(detector_model().anchors, len(GRIDS))
     with pytest.raises(ValueError, match="no boxes to fit"):
         fit_anchors([torch.zeros(0, 4)], [torch.zeros(0, dtype=torch.long)], preset, GRIDS, SIZE, 0.5)

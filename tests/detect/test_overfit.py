@@ -13,6 +13,7 @@ from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.metrics import detection_metrics
 from pipeline.detect.model import SSD
 from pipeline.detect.postprocess import detections
+from tests.helpers import detector_model, detector_training
 
 SIZE = (128, 128)
 
@@ -32,10 +33,14 @@ def few_images(n: int = 4):
 def test_a_few_images_are_memorised(tmp_path):
     torch.manual_seed(0)
     images, boxes, labels, classes = few_images()
-    model = SSD(len(classes), 6, SIZE, "scratch", "none", 16, 128, [1, 2, 3, 4, 5], 0.01, "none", 0)
+    model = SSD(len(classes), 6, SIZE, detector_model(backbone="scratch", pretrained="none", width=16,
+                                                      extra_channels=128, prior=0.01, neck="none", head_depth=0,
+                                                      anchors={"levels": [1, 2, 3, 4, 5]}))
     spec = AnchorSpec(zooms=(1.0, 1.4), ratios=(1.0, 2.0, 0.5), sizes=linear_sizes(5, 0.15, 0.9))
     anchors, coder = make_anchors(model.grids, spec, SIZE), BoxCoder()
-    loss_fn = DetectionLoss(anchors, len(classes), coder)
+    settings = detector_training(loss={"alpha": 0.25, "gamma": 2.0, "localisation": "smooth_l1", "box_weight": 1.0},
+                                 matching={"positive_iou": 0.5, "negative_iou": 0.4})
+    loss_fn = DetectionLoss(anchors, len(classes), coder, settings.loss, settings.matching)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     for _ in range(200):
         loss = loss_fn(*model(images), boxes, labels)["loss"]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.matching import IGNORED, NEGATIVE, match_anchors
 from pipeline.detect.postprocess import detections
+from tests.helpers import detector_model, detector_training
 
 FASTAI = AnchorSpec(zooms=(0.75, 1.0, 1.3), ratios=(1.0, 0.5, 2.0))
 
@@ -40,12 +41,12 @@ def test_ssd_like_sizes_are_linear_and_counts_follow_the_grids():
 
 
 def test_geometric_sizes_keep_a_constant_ratio_between_levels():
-    cfg = OmegaConf.create({"zooms": [1.0], "ratios": [1.0], "sizes": {"smallest": 0.1, "largest": 0.8,
-                                                                      "spacing": "geometric"}})
-    assert spec_from_config(cfg, 4).sizes == pytest.approx((0.1, 0.2, 0.4, 0.8))
-    cfg.sizes.spacing = "cubic"
+    sizes = {"smallest": 0.1, "largest": 0.8, "spacing": "geometric"}
+    anchors = replace(detector_model(anchors={"zooms": [1.0], "ratios": [1.0]}).anchors, sizes=sizes)
+    assert spec_from_config(anchors, 4).sizes == pytest.approx((0.1, 0.2, 0.4, 0.8))
+    anchors.sizes["spacing"] = "cubic"
     with pytest.raises(ValueError, match="spacing"):
-        spec_from_config(cfg, 4)
+        spec_from_config(anchors, 4)
 
 
 def test_every_box_gets_its_best_anchor_even_below_the_threshold():
@@ -85,7 +86,9 @@ def test_classification_loss_is_the_focal_loss_over_scored_anchors_per_positive(
     anchors = torch.tensor([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 20, 20], [30, 30, 40, 40]], dtype=torch.float)
     boxes, labels = [torch.tensor([[0, 0, 10, 10.0], [0, 0, 19, 19.0]])], [torch.tensor([2, 0])]
     logits = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(1))
-    loss = DetectionLoss(anchors, 3, BoxCoder(), alpha=0.25, gamma=2.0, positive_iou=0.5, negative_iou=0.4)
+    settings = detector_training(loss={"alpha": 0.25, "gamma": 2.0, "localisation": "smooth_l1"},
+                                 matching={"positive_iou": 0.5, "negative_iou": 0.4})
+    loss = DetectionLoss(anchors, 3, BoxCoder(), settings.loss, settings.matching)
     out = loss(logits, torch.zeros(1, 4, 4), boxes, labels)
     targets = torch.zeros(4, 3)
     targets[0, 2] = targets[2, 0] = 1.0  # anchors 0 and 2 match; anchor 1 (IoU 0.26 with box 1) negative
@@ -95,7 +98,7 @@ def test_classification_loss_is_the_focal_loss_over_scored_anchors_per_positive(
     perfect[0] = BoxCoder().encode(torch.tensor([[0, 0, 10, 10.0], [0, 0, 1, 1.0], [0, 0, 19, 19.0], [0, 0, 1, 1.0]]),
                                    anchors)
     assert float(loss(logits, perfect, boxes, labels)["localisation"]) < 1e-6
-    giou = DetectionLoss(anchors, 3, BoxCoder(), localisation="giou")
+    giou = DetectionLoss(anchors, 3, BoxCoder(), replace(settings.loss, localisation="giou"), settings.matching)
     assert float(giou(logits, perfect, boxes, labels)["localisation"]) < 1e-5
 
 
@@ -143,7 +146,12 @@ def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
     from pipeline.detect.model import SSD
 
     torch.manual_seed(0)  # the initial weights: the spread around the prior depends on them
-    net = SSD(3, 6, (96, 96), "scratch", "none", 16, 32, None, 0.01, neck="fpn", head_depth=2).eval()
+    def scratch(extra_channels: int, neck: str, head_depth: int):
+        model = detector_model(backbone="scratch", pretrained="none", width=16, prior=0.01,
+                               extra_channels=extra_channels, neck=neck, head_depth=head_depth)
+        return SSD(3, 6, (96, 96), replace(model, anchors=replace(model.anchors, levels=None)))  # every level
+
+    net = scratch(32, "fpn", 2).eval()
     assert len(net.class_heads) == len(net.box_heads) == 1  # RetinaNet: one tower pair for all levels
     with torch.no_grad():
         logits, deltas = net(torch.zeros(2, 3, 96, 96))
@@ -152,8 +160,8 @@ def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
     probabilities = torch.sigmoid(logits)  # the prior at the start: 0.01 on average, none far from it
     assert abs(float(probabilities.mean()) - 0.01) < 1e-3 and 0.005 < float(probabilities.min())
     assert float(probabilities.max()) < 0.02
-    per_level = SSD(3, 6, (96, 96), "scratch", "none", 16, 128, None, 0.01, neck="none", head_depth=0)
+    per_level = scratch(128, "none", 0)
     assert len(per_level.class_heads) == len(per_level.grids)  # one head per level
     with pytest.raises(ValueError, match="neck: fpn"):
         # levels of 64 and 128 channels cannot share one head without a neck
-        SSD(3, 6, (96, 96), "scratch", "none", 16, 128, None, 0.01, neck="none", head_depth=2)
+        scratch(128, "none", 2)

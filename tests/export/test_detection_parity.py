@@ -4,6 +4,7 @@ graph that moves boxes by 1 % refused with one line."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from pipeline.predict.bundle import ONNX_FILE, PT2_FILE
 from pipeline.predict.postprocess import detections as numpy_detections
 from pipeline.predict.preprocess import fit_batch
 from tests.conftest import tiny_config
+from tests.helpers import detector_model
 
 
 def found(scores, labels=None, boxes=None) -> dict:
@@ -101,11 +103,11 @@ def dense_detector(size=(96, 96), score_threshold: float = 0.3) -> tuple[Detecto
     torch.manual_seed(0)
     anchors_cfg = {"levels": [0, 1, 2, 3, 4], "sizes": [0.1, 0.2, 0.4, 0.6, 0.8], "zooms": [1.0, 1.41],
                    "ratios": [1.0, 2.0, 0.5]}
-    from omegaconf import OmegaConf
-
-    probe = SSD(3, 1, size, "scratch", "none", 16, 32, anchors_cfg["levels"], 0.01, "none", 0)
-    spec = spec_from_config(OmegaConf.create(anchors_cfg), len(probe.grids))
-    net = SSD(3, spec.per_cell, size, "scratch", "none", 16, 32, anchors_cfg["levels"], 0.01, "fpn", 1).eval()
+    model = detector_model(backbone="scratch", pretrained="none", width=16, extra_channels=32, prior=0.01, neck="fpn",
+                           head_depth=1, anchors=anchors_cfg)
+    probe = SSD(3, 1, size, replace(model, neck="none", head_depth=0))
+    spec = spec_from_config(model.anchors, len(probe.grids))
+    net = SSD(3, spec.per_cell, size, model).eval()
     for p in net.class_heads.parameters():
         torch.nn.init.normal_(p, std=0.2)
     anchors = make_anchors(net.grids, spec, size)

@@ -104,11 +104,11 @@ def without_files_listed_twice(records: list[Record], by_image: dict[int, Record
 def annotation_files(cfg) -> dict[str | None, tuple[str, str]]:
     """split (None: the dataset's one file) -> (annotation file, images folder)."""
     if not cfg.get("split_files"):
-        return {None: (str(cfg.annotation_file), str(cfg.images_dir))}
+        return {None: (cfg.annotation_file, cfg.images_dir)}
     unknown = sorted(set(cfg.split_files) - set(SPLITS))
     if unknown:
         raise ValueError(f"data.split_files: {', '.join(unknown)} is not a split; use {', '.join(SPLITS)}")
-    return {split: (str(f.annotation_file), str(f.images_dir)) for split, f in cfg.split_files.items()}
+    return {split: (f.annotation_file, f.images_dir) for split, f in cfg.split_files.items()}
 
 
 def read(cfg, root: Path) -> tuple[list[Record], list[str] | None]:

@@ -142,7 +142,7 @@ def read(cfg, root=None) -> tuple[list[Record], list[str]]:
     unknown = sorted(set(classes) - set(SHAPES))
     if unknown:
         raise ValueError(f"data.classes: the synthetic generator draws {list(SHAPES)}, not {unknown}")
-    seed = int(cfg.seed)
+    seed = cfg.seed
     width, height = cfg.image_size
     lo, hi = cfg.scale
     size_px = (lo * min(width, height), hi * min(width, height))
