@@ -17,12 +17,12 @@ fine-tuned). Runs go to MLflow (experiment cv-pipeline-benchmarks).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
+from seeds import print_table, spread
 
 import pipeline  # noqa: F401
 from pipeline.augment.stage import run_augment
@@ -59,12 +59,6 @@ def run(name, overrides, work: Path, callbacks=()) -> dict:
             "counts": (metrics["val"]["count"], metrics["test"]["count"]), "result": result}
 
 
-def spread(values: list[float], digits: int) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-
 def over_seeds(label: str, overrides: list[str], seeds: list[int], work: Path, name: str) -> list[str]:
     runs = []
     for seed in seeds:
@@ -98,10 +92,7 @@ def main() -> None:
         scratch = [*common, "model/classifier=small_alexnet", "train.classifier.epochs=40", "train.classifier.lr=0.002"]
         rows.append(over_seeds(f"small AlexNet-style from scratch, 40 epochs, {side} px", scratch, seeds, work,
                                "scratch"))
-    print(f"\n| setting ({len(seeds)} seeds: mean ± sd) | val accuracy | test accuracy | training |")
-    print("| --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table([f"setting ({len(seeds)} seeds: mean ± sd)", "val accuracy", "test accuracy", "training"], rows)
 
     # the frozen phase with and without the cache: without, every epoch runs the backbone over the images
     frozen = [*common, "train.classifier.epochs=3", "train.classifier.freeze_epochs=3"]

@@ -119,6 +119,7 @@ class FitSpec:
     monitor: str = "val_loss"   # the best checkpoint's metric (lowest for a loss, else highest)
     patience: int | None = None  # early stopping after this many epochs without a better ``monitor``
     lr_find: LrFind | None = None  # the learning-rate finder's settings (pipeline.lr_finder); None: none
+    callbacks: Sequence[Callback] = ()  # the task's own (e.g. the detector's average of its weights)
     artifacts: Sequence[Path] = ()  # files logged to the run after the fit
     files: dict[str, Path] = field(default_factory=dict)  # {name: source} copied into the model folder
 
@@ -133,6 +134,9 @@ class TrackedRun:
     out_dir: Path
     manifest: Path
     resume: bool = False
+
+    def __post_init__(self):
+        self.out_dir, self.manifest = Path(self.out_dir), Path(self.manifest)
     callbacks: Sequence[Callback] = ()
     run_id: str | None = None
     artifact_folder: str | None = None
@@ -177,7 +181,7 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
             finder = lr_finder(spec.lr_find, work) if spec.lr_find is not None else []
             # best first: last holds its state
             all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), Throughput(),
-                             *run.callbacks, *finder]
+                             *spec.callbacks, *run.callbacks, *finder]
             if spec.patience:
                 all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=spec.patience))
             trainer = L.Trainer(max_epochs=spec.epochs, logger=logger, callbacks=all_callbacks,
@@ -201,26 +205,24 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
     return trainer, logger, checkpoint
 
 
-def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], FitSpec], manifest: str | Path,
-        pipelines_dir: str | Path, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
-        stage: str | None = None, preview: str | Path | None = None) -> dict:
+def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], FitSpec], pipelines_dir: str | Path,
+        run: TrackedRun, preview: str | Path | None = None) -> dict:
     """The one training template: seed, the task's data and module (``build(cfg, manifest,
     pipelines_dir)``), its pipelines and preview as artifacts, :func:`tracked_fit` with the settings
-    of `train.<task>`, the result. Writes to ``out_dir``: best.ckpt (by `train.<task>.monitor`),
+    of `train.<task>`, the result. Writes to ``run.out_dir``: best.ckpt (by `train.<task>.monitor`),
     last.ckpt, model.json, preprocess.json (the eval pipeline), run.json."""
-    manifest, pipelines_dir, out_dir = Path(manifest), Path(pipelines_dir), Path(out_dir)
+    pipelines_dir = Path(pipelines_dir)
     tc = get_task(task).step("settings").train.of(cfg.train[task])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    spec = build(cfg, manifest, pipelines_dir)
+    spec = build(cfg, run.manifest, pipelines_dir)
     train_pipeline, eval_pipeline = (pipelines_dir / f"{spec.pipelines}_{mode}.json" for mode in ("train", "eval"))
     artifacts = [train_pipeline, eval_pipeline] + ([Path(preview)] if preview and Path(preview).is_file() else [])
     spec = replace(spec, monitor=tc.monitor, patience=tc.early_stopping_patience, lr_find=tc.lr_find,
                    artifacts=artifacts, files={PREPROCESS_FILE: eval_pipeline})
-    trainer, logger, checkpoint = tracked_fit(cfg, spec, TrackedRun(stage or f"train@{task}", out_dir, manifest,
-                                                                    resume, callbacks))
+    trainer, logger, checkpoint = tracked_fit(cfg, spec, run)
     return {"run_id": logger.run_id, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "classes": spec.model_info["classes"], "epochs": trainer.current_epoch,
-            "best": str(out_dir / Path(checkpoint.best_model_path).name), **spec.result()}
+            "best": str(run.out_dir / Path(checkpoint.best_model_path).name), **spec.result()}
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@ LAYERS = {
         "pipeline.viz", "pipeline.io", "pipeline.predict"),
     "data and configuration": ("pipeline.data", "pipeline.augment", "pipeline.config", "pipeline.cli"),
     "engine: networks, fitting, tracking": (
-        "pipeline.models", "pipeline.precision", "pipeline.throughput", "pipeline.transfer", "pipeline.lr_finder",
+        "pipeline.models", "pipeline.averaging",
+        "pipeline.precision", "pipeline.throughput", "pipeline.transfer", "pipeline.lr_finder",
         "pipeline.epoch_tables", "pipeline.tracking", "pipeline.tracking_offline", "pipeline.training"),
     "tasks": ("pipeline.classify", "pipeline.detect", "pipeline.heatmap", "pipeline.multilabel"),
     "products: export, sweeps, tools": ("pipeline.export", "pipeline.sweep", "pipeline.evaluate_on", "pipeline.ui"),

@@ -15,7 +15,7 @@ from pipeline.classify.module import ClassifierModule, class_weights
 from pipeline.classify.settings import ClassifierTrain
 from pipeline.models.classifier import build_classifier
 from pipeline.schema import ClassifierModel
-from pipeline.training import FitSpec, fit
+from pipeline.training import FitSpec, TrackedRun, fit
 from pipeline.transfer import TrainingPlan
 
 # Lightning 2.6 noise: a torch deprecation inside its own code, and the frozen backbone kept in eval mode
@@ -50,4 +50,5 @@ def train_classifier(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
     """Fit the classifier of ``cfg`` (model.classifier, train.classifier, trainer, logger, seed) in one
     MLflow run. Writes to ``out_dir``: best.ckpt (by train.classifier.monitor), last.ckpt, model.json,
     preprocess.json, run.json. ``resume``: continue from out_dir/last.ckpt in the same MLflow run."""
-    return fit(cfg, "classifier", classifier_fit, manifest, pipelines_dir, out_dir, resume, callbacks, stage, preview)
+    run = TrackedRun(stage, out_dir, manifest, resume, callbacks)
+    return fit(cfg, "classifier", classifier_fit, pipelines_dir, run, preview)

@@ -2,7 +2,7 @@
 `augment.detector` with its tiles)."""
 
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
@@ -71,6 +71,7 @@ class DetectorTrain(Schedule):
     epochs: Any = MISSING     # an integer, or auto (pipeline/detect/epochs.py)
     min_epochs: int = MISSING
     min_steps: int = MISSING  # with epochs: auto, more epochs than min_epochs on a small dataset
+    ema_epochs: Optional[float] = MISSING  # the weights' moving average spans about this many epochs; null: none
     matching: Matching = MISSING
     loss: LossSettings = MISSING
     postprocess: Postprocess = MISSING

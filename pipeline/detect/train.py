@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
+from pipeline.averaging import ExponentialMovingAverage, ema_decay
 from pipeline.detect.anchor_fit import fit_anchors
 from pipeline.detect.anchors import make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
@@ -22,7 +23,7 @@ from pipeline.detect.module import DetectorModule
 from pipeline.detect.settings import DetectorModel, DetectorTrain
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import MODEL_FILE, FitSpec, fit
+from pipeline.training import MODEL_FILE, FitSpec, TrackedRun, fit
 from pipeline.transfer import TrainingPlan
 
 CLASS_OUTPUTS = r"class_heads\.\d+\.out\."  # the convolutions that depend on the classes
@@ -95,7 +96,13 @@ def detector_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpe
         derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
         derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
                         for k in ("recall", "worst_class_recall", "mean_iou", "sizes", "ratios")})
-    return FitSpec(data, module, module.epochs, model_info, derived, "detector", lambda: {"anchors": len(anchors)})
+    averaging = []
+    if tc.ema_epochs is not None:  # pipeline/averaging.py
+        decay = ema_decay(tc.ema_epochs, data.steps_per_epoch())
+        averaging.append(ExponentialMovingAverage(decay, warmup_steps=1 / (1 - decay)))
+        derived["ema_decay"] = round(decay, 6)
+    return FitSpec(data, module, module.epochs, model_info, derived, "detector", lambda: {"anchors": len(anchors)},
+                   callbacks=averaging)
 
 
 def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | Path, out_dir: str | Path,
@@ -103,7 +110,8 @@ def train_detector(cfg: DictConfig, manifest: str | Path, pipelines_dir: str | P
                    preview: str | Path | None = None) -> dict:
     """Writes to ``out_dir``: best.ckpt (by train.detector.monitor), last.ckpt, model.json, run.json,
     preprocess.json."""
-    return fit(cfg, "detector", detector_fit, manifest, pipelines_dir, out_dir, resume, callbacks, stage, preview)
+    run = TrackedRun(stage, out_dir, manifest, resume, callbacks)
+    return fit(cfg, "detector", detector_fit, pipelines_dir, run, preview)
 
 
 def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):

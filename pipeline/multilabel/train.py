@@ -17,7 +17,7 @@ from pipeline.multilabel.data import PIPELINES, MultiLabelData
 from pipeline.multilabel.module import MultiLabelModule
 from pipeline.multilabel.settings import MultiLabelTrain
 from pipeline.schema import ClassifierModel
-from pipeline.training import FitSpec, fit
+from pipeline.training import FitSpec, TrackedRun, fit
 from pipeline.transfer import TrainingPlan
 
 
@@ -57,4 +57,5 @@ def train_multilabel(cfg: DictConfig, manifest: str | Path, pipelines_dir: str |
                      preview: str | Path | None = None) -> dict:
     """Writes to ``out_dir``: best.ckpt (by train.multilabel.monitor), last.ckpt, model.json, run.json,
     preprocess.json."""
-    return fit(cfg, "multilabel", multilabel_fit, manifest, pipelines_dir, out_dir, resume, callbacks, stage, preview)
+    run = TrackedRun(stage, out_dir, manifest, resume, callbacks)
+    return fit(cfg, "multilabel", multilabel_fit, pipelines_dir, run, preview)

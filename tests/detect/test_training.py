@@ -18,8 +18,11 @@ from tests.conftest import tiny_config
 
 def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_path):
     cfg = tiny_config(tmp_path, "train.detector.epochs=2", "train.detector.freeze_epochs=1",
-                      "train.detector.batch_size=8")
+                      "train.detector.batch_size=8", "train.detector.ema_epochs=1")
     result = train_detector(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "det")
+    best = torch.load(tmp_path / "det/best.ckpt", weights_only=True)  # the average, the weights as trained beside it
+    head = next(k for k in best["state_dict"] if k.startswith("net.class_heads"))
+    assert not torch.equal(best["state_dict"][head], best["current_model_state"][head])
     assert {"val_map_50", "val_map", "train_loss", "val_loss"} <= set(result["metrics"])
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
@@ -27,6 +30,7 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
         "tf_efficientnet_lite0"
     assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
     assert run.data.params["derived.epochs"] == "2"  # an explicit number of epochs is kept
+    assert 0 < float(run.data.params["derived.ema_decay"]) < 1
     assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     net, anchors, coder, info = load_detector(tmp_path / "det")
     with torch.no_grad():
