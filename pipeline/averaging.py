@@ -36,8 +36,13 @@ class ExponentialMovingAverage(WeightAveraging):
         return averaged + (current - averaged) * (1.0 - decay)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        """The average starts from the weights the training starts from: the learning-rate finder's
-        trial steps (run before, their weights then put back) are not in it."""
-        if self._average_model is not None and not trainer.ckpt_path:
+        """The average sits on the training's device and starts from the weights the training starts
+        from: the learning-rate finder's trial steps (run before, their weights then put back) are not in it."""
+        if self._average_model is None:
+            return
+        # Lightning makes the average before the model reaches its device: moved there now, so that
+        # no step copies the weights between a GPU and the host
+        self._average_model.to(pl_module.device)
+        if not trainer.ckpt_path:
             self._average_model.module.load_state_dict(pl_module.state_dict())
             self._average_model.n_averaged.zero_()
