@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import signal
 import sys
+import threading
 
 from pipeline.io.images import ImageError
 
@@ -32,6 +35,29 @@ def user_errors(main):
             sys.exit(1)
 
     return wrapper
+
+
+def run_script(main) -> None:
+    """Run a stage's ``main`` as the process's script, then end the process without the
+    interpreter's teardown: after a stage that imported torch, Lightning and MLflow, freeing every
+    module's objects one by one takes about 2 s on 2 CPU cores, paid by every stage of every
+    `dvc repro`. The exit handlers run first (MLflow's, logging's, temporary folders'), and the
+    standard streams are flushed; an error, or a thread still working, takes the ordinary exit."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code not in (None, 0, 1):
+            raise
+        code = exc.code or 0
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; elsewhere the ordinary exit
+    if run_exit_handlers is None or any(t is not threading.main_thread() and not t.daemon
+                                        for t in threading.enumerate()):
+        sys.exit(code)
+    run_exit_handlers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def stage_parser(description: str, pipelines: bool = True):

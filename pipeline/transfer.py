@@ -83,8 +83,7 @@ class TransferSchedule:
     def on_fit_start(self) -> None:
         """Train in channels-last memory layout: convolutions on CPUs (oneDNN) and GPUs run faster
         in it (`python benchmarks/detector_throughput.py`); the weights saved are the same numbers."""
-        self.net.channels_last = True
-        self.net.to(memory_format=torch.channels_last)
+        self.net.fast_layout()
 
     def backbone(self) -> nn.Module:
         return self.net.features

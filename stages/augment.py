@@ -5,7 +5,7 @@ Training stages load these files; nothing rebuilds a pipeline from code on its o
 """
 
 from pipeline.augment.stage import run_augment
-from pipeline.cli import stage_parser, user_errors
+from pipeline.cli import run_script, stage_parser, user_errors
 from pipeline.config import load_params
 
 
@@ -24,4 +24,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

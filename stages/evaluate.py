@@ -6,7 +6,7 @@ Writes the headline (metrics/<model>.json: the few numbers `dvc exp show` compar
 `headline` in pipeline/tasks.py, plus the training's seconds) and the full results (reports/<model>.json:
 per class, per threshold, the anchor fit, ...; the export reads them)."""
 
-from pipeline.cli import stage_parser, user_errors
+from pipeline.cli import run_script, stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.io.atomic import atomic_write_json
 from pipeline.tasks import TASKS, get_task, shown
@@ -37,4 +37,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

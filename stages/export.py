@@ -2,7 +2,7 @@
 preprocessing, post-processing, model card, sample predictions) after parity checks; the work is
 pipeline.export."""
 
-from pipeline.cli import stage_parser, user_errors
+from pipeline.cli import run_script, stage_parser, user_errors
 from pipeline.config import load_params
 from pipeline.export.build import export_bundle
 from pipeline.tasks import TASKS
@@ -34,4 +34,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -5,7 +5,7 @@ Reads `data` and `seed` from params.yaml; the real work is pipeline.data.prepare
 
 import argparse
 
-from pipeline.cli import user_errors
+from pipeline.cli import run_script, user_errors
 from pipeline.config import load_params
 from pipeline.data.prepare import prepare
 
@@ -28,4 +28,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

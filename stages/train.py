@@ -9,7 +9,7 @@ import time
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from pipeline.cli import training_parser, user_errors
+from pipeline.cli import run_script, training_parser, user_errors
 from pipeline.config import load_params
 from pipeline.tasks import TASKS, get_task
 from pipeline.tracking import check_reachable, tracking_uri
@@ -35,4 +35,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -167,18 +167,23 @@ def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_
     assert headline["acc"] == round(details["val"]["accuracy"], 4)
 
 
-def test_voc_detection_runs_the_detector_and_the_patch_classifier(repo_copy, shared_datasets, tmp_path):
+def test_voc_detection_runs_the_detector_alone_and_the_patch_classifier_is_one_override_away(repo_copy,
+                                                                                             shared_datasets, tmp_path):
     data = tiny_copy(shared_datasets / "raccoon", tmp_path / "raccoon", {"annotations": ".xml", "images": ".jpg"}, 14)
-    # the detection presets train the detector alone; the patch classifier is one override away
-    out = run(["dvc", "exp", "run", "-S", "data=raccoon", "-S", f"data.root={data}", "-S", "data.duplicates=reject",
-               "-S", "data.models=[classifier,detector]",
-               "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1",
+    preset = ["data=raccoon", f"data.root={data}", "data.duplicates=reject"]
+    # the stages an override declares (the default DAG's test runs the patch classifier on detection data)
+    run(["python", "stages/sync_params.py", *preset, "data.models=[classifier,detector]"], repo_copy)
+    declared = set(run(["dvc", "stage", "list", "--name-only"], repo_copy).split())
+    assert declared == {"prepare", "augment", *(f"{step}@{model}" for step in ("train", "evaluate", "export")
+                                                for model in ("classifier", "detector"))}
+    run(["git", "checkout", "params.yaml"], repo_copy)
+    # the detection presets train the detector alone
+    out = run(["dvc", "exp", "run", *(arg for value in preset for arg in ("-S", value)),
                "-S", "train.detector.epochs=1", "-S", "train.detector.freeze_epochs=0",
                "-S", "augment.detector.input_size=[96,96]"], repo_copy)
-    assert stages_run(out) == {"prepare", "augment", *(f"{step}@{model}" for step in ("train", "evaluate", "export")
-                                                       for model in ("classifier", "detector"))}
+    assert stages_run(out) == {"prepare", "augment", "train@detector", "evaluate@detector", "export@detector"}
     data_params = yaml.safe_load((repo_copy / "params.yaml").read_text())["data"]
-    assert (data_params["format"], data_params["models"]) == ("voc", ["classifier", "detector"])
+    assert (data_params["format"], data_params["models"]) == ("voc", ["detector"])
     prepared = json.loads((repo_copy / "metrics/prepare.json").read_text())
     assert (prepared["images"], prepared["rejected"]) == (14, 0)
     detector = json.loads((repo_copy / "reports/detector.json").read_text())

@@ -1,5 +1,6 @@
 """Stage entry points turn user errors into one clear line and exit status 1."""
 
+import os
 import subprocess
 import sys
 
@@ -16,3 +17,36 @@ def test_prepare_stage_reports_a_missing_dataset_without_traceback(tmp_path):
     assert done.stderr.startswith("error: Dataset folder") and "data.root=" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+SCRIPT = """
+import atexit, sys, threading, time
+from pipeline.cli import run_script, user_errors
+
+@user_errors
+def main():
+    atexit.register(lambda: open(sys.argv[2], "w").write("exit handlers ran"))
+    if sys.argv[1] == "thread":  # a thread still working: the ordinary exit waits for it
+        threading.Thread(target=lambda: (time.sleep(0.5), open(sys.argv[2] + ".thread", "w").write("done"))).start()
+    print("output without a newline", end="")
+    sys.stderr.write("and its error stream")
+    if sys.argv[1] == "mistake":
+        raise ValueError("a user error")
+
+run_script(main)
+"""
+
+
+def test_a_stage_run_as_a_script_exits_with_its_status_its_streams_and_exit_handlers_done(tmp_path):
+    """run_script skips the interpreter's teardown, never what the stage leaves behind."""
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as DVC's pipes are
+    for case, status in (("ok", 0), ("mistake", 1), ("thread", 0)):
+        mark = tmp_path / case
+        done = subprocess.run([sys.executable, "-c", SCRIPT, case, str(mark)], capture_output=True, text=True,
+                              timeout=60, cwd=PROJECT_ROOT, env=buffered)
+        assert done.returncode == status, (case, done.stderr)
+        assert done.stdout == "output without a newline"
+        assert done.stderr.startswith("and its error stream")
+        assert ("error: a user error" in done.stderr) == (case == "mistake")
+        assert mark.read_text() == "exit handlers ran"
+    assert (tmp_path / "thread.thread").read_text() == "done"

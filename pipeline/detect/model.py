@@ -19,6 +19,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from pipeline.detect.settings import DetectorModel
 from pipeline.models.backbones import stem_modules
+from pipeline.models.layout import ChannelsLast
 from pipeline.models.pretrained import PretrainedUnavailable, lite0_imagenet_state_dict
 
 LITE0 = "tf_efficientnet_lite0"
@@ -95,7 +96,7 @@ class Head(nn.Module):
         return self.out(self.tower(fmap)).permute(0, 2, 3, 1).reshape(fmap.shape[0], -1, self.outputs)
 
 
-class SSD(nn.Module):
+class SSD(ChannelsLast, nn.Module):
     def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int], model: DetectorModel):
         """``model``: `model.detector` (its backbone, pretrained weights, widths, neck, heads and
         the anchors' levels; null levels: all)."""
@@ -141,12 +142,8 @@ class SSD(nn.Module):
             self.grids = [tuple(m.shape[2:]) for m in self.feature_maps(torch.zeros(1, 3, height_px, width_px))]
         self.train()
 
-    channels_last = False  # set for training (pipeline.transfer): faster convolutions on CPUs
-
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = (images.float() - self.mean) / self.std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.layout((images.float() - self.mean) / self.std)
         maps = list(self.backbone(x))
         if self.neck is not None:
             maps = list(self.neck({str(i): m for i, m in enumerate(maps)}).values())

@@ -90,6 +90,9 @@ class DenseModule(SeededSteps, L.LightningModule):
         self.net, self.background, self.context, self.dense = net, background, context, dense
         self.optimizer, self.steps_per_epoch, self.seed = optimizer, steps_per_epoch, seed
 
+    def on_fit_start(self) -> None:
+        self.net.fast_layout()  # as the patch classifier trained (pipeline.transfer)
+
     def step(self, images: torch.Tensor, boxes: list, labels: list, split: str) -> torch.Tensor:
         logits = self.net(images)
         rows, cols = logits.shape[2:]

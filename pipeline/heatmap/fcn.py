@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.models.classifier import AlexNetHead, ClassifierNet, PoolLinearHead
+from pipeline.models.layout import ChannelsLast
 
 
 def linear_to_conv(linear: nn.Linear, in_channels: int, kernel: tuple[int, int] = (1, 1)) -> nn.Conv2d:
@@ -65,7 +66,7 @@ def window_geometry(stride: int, window) -> Geometry:
     return Geometry(stride, tuple(int(v) for v in window), True)
 
 
-class FullyConvolutional(nn.Module):
+class FullyConvolutional(ChannelsLast, nn.Module):
     def __init__(self, net: ClassifierNet, input_size):
         super().__init__()
         net = copy.deepcopy(net).eval()
@@ -100,12 +101,12 @@ class FullyConvolutional(nn.Module):
         width, height = window
         x = (images.float() - self.mean) / self.std
         x = torch.nn.functional.pad(x, (0, max(0, width - x.shape[3]), 0, max(0, height - x.shape[2])))
-        return self.head(self.features(x))
+        return self.head(self.features(self.layout(x)))
 
     def cells(self, images: torch.Tensor) -> torch.Tensor:
         """Logits per output cell for images of at least one window (no shape-dependent padding:
         the exported graph is this)."""
-        return self.head(self.features((images.float() - self.mean) / self.std))
+        return self.head(self.features(self.layout((images.float() - self.mean) / self.std)))
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """Mean of the cells' logits: the classifier's logits for a pooled head."""

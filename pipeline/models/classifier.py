@@ -15,6 +15,7 @@ from torch import nn
 
 from pipeline.models.backbones import Backbone, build_backbone, check_input_size, feature_shape
 from pipeline.models.finetune import load_trained
+from pipeline.models.layout import ChannelsLast
 from pipeline.schema import ClassifierModel
 
 
@@ -45,7 +46,7 @@ class AlexNetHead(nn.Module):
         return self.fc8(x)
 
 
-class ClassifierNet(nn.Module):
+class ClassifierNet(ChannelsLast, nn.Module):
     def __init__(self, backbone: Backbone, num_classes: int, input_size, dropout: float = 0.2, hidden: int = 256):
         super().__init__()
         self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0)
@@ -58,11 +59,8 @@ class ClassifierNet(nn.Module):
         else:
             self.head = PoolLinearHead(backbone.channels, num_classes, dropout)
 
-    channels_last = False  # set for training (pipeline.transfer): faster convolutions on CPUs
-
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return self.layout((images.float() - self.mean) / self.std)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(self.normalize(images))

@@ -45,6 +45,10 @@ def test_train_fcn_converts_then_fine_tunes_in_one_run(tiny_data, tmp_path):
         "model", "classes", "input_size", "stride", "patch_context"}
     with torch.no_grad():
         assert not torch.allclose(tuned(x), converted(x))  # the dense epochs changed the weights
+    # the dense phase trained in channels-last layout (pipeline/models/layout.py), as saved
+    saved = {name: torch.load(tmp_path / folder / "fcn.pt")["features.0.0.weight"] for name, folder in
+             (("plain", "plain"), ("tuned", "tuned"))}
+    assert [w.is_contiguous(memory_format=torch.channels_last) for w in saved.values()] == [False, True]
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
     assert run.data.tags["stage"] == "train@fcn"

@@ -87,3 +87,22 @@ def test_padded_network_cells_see_context_beyond_their_window():
         window = net(x[:, :, :64, :64])[0]
     assert cells.shape[1:] == (4, 4)
     assert (cells[:, :2, :2].mean(dim=(1, 2)) - window).abs().max() > 1e-3  # context changes the answer
+
+
+@pytest.mark.parametrize("name", ["small_alexnet", "resnet18"])
+def test_the_fast_layout_computes_the_same_maps_on_channels_last_tensors(name):
+    """Evaluation and dense training switch the FCN to channels-last (pipeline/models/layout.py):
+    the same numbers, and the convolutions really see channels-last inputs."""
+    fcn = FullyConvolutional(trained_like(name), SIZE)
+    first_conv = next(m for m in fcn.features.modules() if isinstance(m, torch.nn.Conv2d))
+    layouts = []
+    first_conv.register_forward_pre_hook(
+        lambda module, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    with torch.no_grad():
+        for x in (images(96, 128, n=2), images(40, 48, n=2)):  # larger and smaller than one window
+            expected = fcn(x)
+            got = fcn.fast_layout()(x)
+            assert got.shape == expected.shape and (got - expected).abs().max() <= 1e-4
+            fcn.channels_last = False
+    assert layouts == [False, True, False, True]
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
