@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import patches  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix  # noqa: E402
 
 
 @dataclass
@@ -60,6 +59,9 @@ def save_grid(panels: list[Panel], path: str | Path, ncols: int = 4, title: str 
 def save_confusion(actual, predicted, names: list[str], png: Path, csv_path: Path, title: str = "") -> np.ndarray:
     """Class indices into ``names``: one CSV row (actual, predicted) per pair, for DVC's confusion
     template, and a PNG of the counts (rows actual, columns predicted). Returns the matrix."""
+    # imported here: scikit-learn takes about 1.3 s to import, which `prepare` and `augment` never need
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
     matrix = confusion_matrix(actual, predicted, labels=list(range(len(names))))
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)

@@ -7,7 +7,6 @@ import argparse
 
 from pipeline.cli import run_script, user_errors
 from pipeline.config import load_params
-from pipeline.data.prepare import prepare
 
 
 @user_errors
@@ -19,6 +18,8 @@ def main(argv=None) -> None:
     parser.add_argument("--metrics", default="metrics/prepare.json")
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    from pipeline.data.prepare import prepare  # after the params' checks: a mistake in them is reported at once
+
     stats = prepare(params.data, int(params.seed), args.out, args.reports, args.metrics)
     splits = ", ".join(f"{k} {v['images']}" for k, v in stats["splits"].items())
     print(f"prepare: {stats['found']} found, {stats['accepted']} accepted, {stats['rejected']} rejected "
