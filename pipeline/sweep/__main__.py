@@ -1,3 +1,4 @@
+from pipeline.cli import run_script
 from pipeline.sweep.app import entry
 
-entry()
+run_script(entry)  # ends without the interpreter's teardown, as the stages do
