@@ -12,6 +12,7 @@ on a batch of crops; each in both layouts, with the ratio and the largest differ
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -58,9 +59,10 @@ def main() -> None:
         ("sliding window, one row of the scene", lambda net: lambda: sliding_window_logits(
             net.pooled, scene[0, :, : net.geometry.window[1]], net.geometry.window, net.geometry.stride)),
     ):
+        net = network(args)  # one network in both layouts: the outputs compare
         with torch.no_grad():
-            base, expected = seconds(make(network(args)), args.repeats)
-            fast, got = seconds(make(network(args).fast_layout()), args.repeats)
+            base, expected = seconds(make(net), args.repeats)
+            fast, got = seconds(make(copy.deepcopy(net).fast_layout()), args.repeats)
         print(f"{name:<44} {base:>8.3f}s {fast:>13.3f}s {base / fast:>5.2f}x {(got - expected).abs().max():>11.2e}")
 
     def train_step(net: FullyConvolutional):
@@ -76,8 +78,9 @@ def main() -> None:
             return loss.detach()
         return step
 
-    base, _ = seconds(train_step(network(args)), args.repeats)
-    fast, _ = seconds(train_step(network(args).fast_layout()), args.repeats)
+    net = network(args)
+    base, _ = seconds(train_step(copy.deepcopy(net)), args.repeats)
+    fast, _ = seconds(train_step(copy.deepcopy(net).fast_layout()), args.repeats)
     print(f"{'dense training step, 16 crops of 128 px':<44} {base:>8.3f}s {fast:>13.3f}s {base / fast:>5.2f}x")
 
 
