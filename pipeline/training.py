@@ -134,12 +134,12 @@ class TrackedRun:
     out_dir: Path
     manifest: Path
     resume: bool = False
-
-    def __post_init__(self):
-        self.out_dir, self.manifest = Path(self.out_dir), Path(self.manifest)
     callbacks: Sequence[Callback] = ()
     run_id: str | None = None
     artifact_folder: str | None = None
+
+    def __post_init__(self):
+        self.out_dir, self.manifest = Path(self.out_dir), Path(self.manifest)
 
 
 def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
