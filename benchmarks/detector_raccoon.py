@@ -1,17 +1,20 @@
 """Benchmark: the detector on a real dataset, on this CPU, over several training seeds: raccoon
-(160 photos, one class) or BCCD (292 blood smears, three classes, about 13 dense cells per image).
+(160 photos, one class), BCCD (292 blood smears, three classes, about 13 dense cells per image), or
+the built-in synthetic data of the default DAG (a check that a setting holds there too).
 
-    python benchmarks/detector_raccoon.py [--data raccoon|bccd] [--root PATH] [--seeds 42,43,44]
+    python benchmarks/detector_raccoon.py [--data raccoon|bccd|synthetic] [--root PATH] [--seeds 42,43,44]
                                           [--setting NAME OVERRIDE ...] ... [hydra overrides ...]
 
 Prepares the dataset once with the project's seed (its data preset's split: raccoon 70/20/10
-train/val/test, BCCD its own train/val lists) and, per setting, the augmentation pipelines; then
-trains the detector of conf/ and evaluates it on validation and test once per training seed.
+train/val/test, BCCD its own train/val lists, synthetic 70/20/10 as `make repro`) and, per setting,
+the augmentation pipelines; then trains the detector of conf/ and evaluates it on validation and test
+once per training seed.
 Settings: the defaults (with any overrides given), and each ``--setting NAME OVERRIDE ...`` (e.g.
 ``--setting ema train.detector.ema_epochs=4`` or ``--setting 224px augment.detector.input_size=[224,224]``),
 each measured apart from the others. Prints every run, then a table per setting of mean ± sd over
 the seeds: validation and test mAP@0.5 and mAP@[.5:.95], epochs, input size and training seconds.
-The runs go to MLflow (experiment cv-pipeline-benchmarks).
+The runs go to MLflow (experiment cv-pipeline-benchmarks). Run one benchmark at a time: two trainings
+sharing the cores each run several times slower (the threads of one wait on the other's).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def train_and_evaluate(cfg, work: Path, pipelines: Path, name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=["raccoon", "bccd"], default="raccoon", help="the data preset")
+    parser.add_argument("--data", choices=["raccoon", "bccd", "synthetic"], default="raccoon",
+                        help="the data preset (synthetic: the built-in data of the default DAG)")
     parser.add_argument("--root", help="the dataset folder (default: the preset's, in ../shared/datasets)")
     parser.add_argument("--seeds", default="42,43,44", help="training seeds (the split keeps the project's)")
     parser.add_argument("--setting", nargs="+", action="append", default=[], metavar="NAME OVERRIDE",

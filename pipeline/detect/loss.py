@@ -1,5 +1,10 @@
 """The detector's loss (fast.ai's SSD lesson / RetinaNet): sigmoid focal loss without a background class,
-plus a localisation loss on the positives, both divided by the number of positive anchors."""
+plus a localisation loss on the positives, both divided by the number of positive anchors.
+
+With ``classification: quality`` the class target of a positive anchor is the IoU of its predicted box
+with its object (Generalized Focal Loss's quality focal loss), so a detection's score ranks how well it
+fits: NMS keeps the tighter of two boxes and mAP@[.5:.95] counts it. torchvision has the focal loss but
+not this one, hence the few lines below."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pipeline.detect.matching import IGNORED, match_anchors
 from pipeline.detect.settings import LossSettings, Matching
 
 LOCALISATION = ("smooth_l1", "l1", "giou")
+CLASSIFICATION = ("focal", "quality")
 
 
 class DetectionLoss(nn.Module):
@@ -23,11 +29,15 @@ class DetectionLoss(nn.Module):
         """``loss``, ``matching``: `train.detector.loss` and `train.detector.matching`."""
         if loss.localisation not in LOCALISATION:
             raise ValueError(f"train.detector.loss.localisation: {loss.localisation!r} is not one of {LOCALISATION}")
+        if loss.classification not in CLASSIFICATION:
+            raise ValueError(f"train.detector.loss.classification: {loss.classification!r} is not one of "
+                             f"{CLASSIFICATION}")
         super().__init__()
         self.register_buffer("anchors", anchors, persistent=False)  # the detector's checkpoint holds them once
         self.num_classes, self.coder = num_classes, coder
         self.alpha, self.gamma = loss.alpha, loss.gamma
         self.localisation, self.box_weight = loss.localisation, loss.box_weight
+        self.classification = loss.classification
         self.ious = (matching.positive_iou, matching.negative_iou)
 
     def targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor]):
@@ -50,11 +60,17 @@ class DetectionLoss(nn.Module):
         class_logits, box_deltas = class_logits.float(), box_deltas.float()
         cls_t, box_t, positive, scored = self.targets(boxes, labels)
         n = positive.sum().clamp(min=1).float()
-        classification = sigmoid_focal_loss(class_logits[scored], cls_t[scored], self.alpha, self.gamma,
-                                            reduction="sum") / n
         anchors = self.anchors.float().expand_as(box_deltas)[positive]
+        decoded = self.classification == "quality" or self.localisation == "giou"
+        predicted = self.coder.decode(box_deltas[positive], anchors) if decoded else None
+        if self.classification == "quality":
+            cls_t = cls_t.clone()
+            cls_t[positive] *= paired_iou(predicted.detach(), box_t[positive]).clamp(min=0).unsqueeze(1)
+            classification = quality_focal_loss(class_logits[scored], cls_t[scored], self.gamma) / n
+        else:
+            classification = sigmoid_focal_loss(class_logits[scored], cls_t[scored], self.alpha, self.gamma,
+                                                reduction="sum") / n
         if self.localisation == "giou":
-            predicted = self.coder.decode(box_deltas[positive], anchors)
             localisation = generalized_box_iou_loss(predicted, box_t[positive], reduction="sum") / n
         else:
             target = self.coder.encode(box_t[positive], anchors)
@@ -62,3 +78,17 @@ class DetectionLoss(nn.Module):
             localisation = loss(box_deltas[positive], target, reduction="sum") / n
         total = classification + self.box_weight * localisation
         return {"loss": total, "classification": classification, "localisation": localisation, "positives": n}
+
+
+def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of a[i] with b[i] (N x 4 each, x1 y1 x2 y2); torchvision's box_iou pairs every box with every box."""
+    lt, rb = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    union = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1) + (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1) - inter
+    return inter / union.clamp(min=1e-6)
+
+
+def quality_focal_loss(logits: torch.Tensor, targets: torch.Tensor, beta: float) -> torch.Tensor:
+    """Sum of |target - p|^beta * BCE(p, target): targets in [0, 1], the focal term of a soft label."""
+    p = torch.sigmoid(logits)
+    return (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * (p - targets).abs().pow(beta)).sum()

@@ -52,6 +52,7 @@ class Matching(Settings):
 
 @dataclass
 class LossSettings(Settings):
+    classification: str = MISSING  # focal | quality (pipeline/detect/loss.py)
     alpha: float = MISSING
     gamma: float = MISSING
     localisation: str = MISSING

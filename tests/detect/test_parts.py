@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torchvision.ops import sigmoid_focal_loss
 
 from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
-from pipeline.detect.loss import DetectionLoss
+from pipeline.detect.loss import DetectionLoss, quality_focal_loss
 from pipeline.detect.matching import IGNORED, NEGATIVE, match_anchors
 from pipeline.detect.postprocess import detections
 from tests.helpers import detector_model, detector_training
@@ -101,6 +102,30 @@ def test_classification_loss_is_the_focal_loss_over_scored_anchors_per_positive(
     giou = DetectionLoss(anchors, 3, BoxCoder(), replace(settings.loss, localisation="giou"), settings.matching)
     assert float(giou(logits, perfect, boxes, labels)["localisation"]) < 1e-5
 
+
+
+def test_quality_classification_targets_a_positive_with_its_predicted_boxs_iou_and_trains_no_box_through_it():
+    anchors = torch.tensor([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 20, 20], [30, 30, 40, 40]], dtype=torch.float)
+    boxes, labels = [torch.tensor([[0, 0, 10, 10.0], [0, 0, 19, 19.0]])], [torch.tensor([2, 0])]
+    logits = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    settings = detector_training(loss={"classification": "quality", "gamma": 2.0, "localisation": "smooth_l1"},
+                                 matching={"positive_iou": 0.5, "negative_iou": 0.4})
+    loss = DetectionLoss(anchors, 3, BoxCoder(), settings.loss, settings.matching)
+    deltas = torch.zeros(1, 4, 4, requires_grad=True)  # each predicted box is its anchor
+    out = loss(logits, deltas, boxes, labels)
+    targets = torch.zeros(4, 3)
+    targets[0, 2] = 1.0  # anchor 0 is its object
+    targets[2, 0] = 19 * 19 / 400  # anchor 2 (20 x 20) around a 19 x 19 object
+    assert torch.allclose(out["classification"], quality_focal_loss(logits[0], targets, 2.0) / 2, atol=1e-6)
+    assert not torch.allclose(out["classification"], quality_focal_loss(logits[0], (targets > 0).float(), 2.0) / 2)
+    out["classification"].backward()
+    assert deltas.grad is None or not deltas.grad.any()  # the IoU is a target, not a path to the boxes
+    # with 0/1 targets it is the focal loss without alpha's weighting
+    binary, logits = (targets > 0).float(), logits.detach()
+    assert torch.allclose(quality_focal_loss(logits[0], binary, 2.0),
+                          sigmoid_focal_loss(logits[0], binary, alpha=-1, gamma=2.0, reduction="sum"), atol=1e-6)
+    with pytest.raises(ValueError, match="loss.classification: 'qfl' is not one of"):
+        DetectionLoss(anchors, 3, BoxCoder(), replace(settings.loss, classification="qfl"), settings.matching)
 
 def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     anchors = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=torch.float)
