@@ -7,11 +7,14 @@ configs) and turns the first problem into one line naming the key, the file and,
 the closest known key.
 """
 
+import ast
 import difflib
 import functools
+import importlib.util
 import inspect
 from dataclasses import dataclass, field, is_dataclass, make_dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -300,10 +303,24 @@ class ConfigError(ValueError):
     """A config that does not match the schema; the message is one line for the user."""
 
 
+@functools.cache
 def trainer_arguments() -> list[str]:
-    from lightning.pytorch import Trainer
+    """The argument names of Lightning's Trainer, read from its source file: importing Lightning to
+    inspect the signature takes about 5 s on 2 CPU cores, which every check of params.yaml (the
+    first stage's included, and every mistake reported) would pay. Where the source cannot be read
+    that way (another layout of the package), the signature is inspected after all."""
+    spec = importlib.util.find_spec("lightning")  # a top-level name: found without importing it
+    source = Path(spec.submodule_search_locations[0]) / "pytorch/trainer/trainer.py" if spec else None
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        init = next(node for cls in tree.body if isinstance(cls, ast.ClassDef) and cls.name == "Trainer"
+                    for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    except (AttributeError, OSError, SyntaxError, StopIteration):
+        from lightning.pytorch import Trainer
 
-    return [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+        return [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    args = init.args
+    return [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg != "self"]
 
 
 def known_keys(schema, prefix: str = "") -> list[str]:

@@ -1,5 +1,6 @@
 """conf/ and params.yaml are one source of truth, checked against the schema before any work."""
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -132,6 +133,24 @@ def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, pa
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.strip() == f"error: {params}: {expected}", done.stderr
     assert time.monotonic() - start < 30 and not (tmp_path / "o").exists()
+
+
+def test_checking_params_yaml_imports_no_deep_learning_library():
+    """The first stage checks params.yaml, and reports a mistake in it, before torch or Lightning
+    (seconds of imports) are loaded."""
+    probe = ("import sys; from pipeline.config import load_params; load_params('params.yaml'); "
+             "print(sorted(m for m in ('torch', 'lightning', 'torchvision', 'mlflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_trainer_keys_allowed_are_the_arguments_of_lightnings_trainer():
+    from lightning.pytorch import Trainer
+
+    from pipeline.schema import trainer_arguments
+
+    signature = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    assert "accelerator" in signature and trainer_arguments() == signature
 
 
 def test_a_missing_key_in_params_yaml_is_named(tmp_path):
