@@ -103,7 +103,6 @@ def test_classification_loss_is_the_focal_loss_over_scored_anchors_per_positive(
     assert float(giou(logits, perfect, boxes, labels)["localisation"]) < 1e-5
 
 
-
 def test_quality_classification_targets_a_positive_with_its_predicted_boxs_iou_and_trains_no_box_through_it():
     anchors = torch.tensor([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 20, 20], [30, 30, 40, 40]], dtype=torch.float)
     boxes, labels = [torch.tensor([[0, 0, 10, 10.0], [0, 0, 19, 19.0]])], [torch.tensor([2, 0])]
@@ -126,6 +125,7 @@ def test_quality_classification_targets_a_positive_with_its_predicted_boxs_iou_a
                           sigmoid_focal_loss(logits[0], binary, alpha=-1, gamma=2.0, reduction="sum"), atol=1e-6)
     with pytest.raises(ValueError, match="loss.classification: 'qfl' is not one of"):
         DetectionLoss(anchors, 3, BoxCoder(), replace(settings.loss, classification="qfl"), settings.matching)
+
 
 def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     anchors = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=torch.float)
