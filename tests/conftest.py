@@ -44,20 +44,31 @@ if WORKER:
     torch.set_num_threads(1)
 
 
+def shared_folder(tmp_path_factory, name: str) -> Path:
+    """A folder of the whole test session (all workers') for caches that build themselves atomically."""
+    if not WORKER:
+        return tmp_path_factory.mktemp(name)
+    root = tmp_path_factory.getbasetemp().parent / name
+    root.mkdir(exist_ok=True)
+    return root
+
+
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """The folder ``name`` filled by ``build``, once per test session: with several workers the first
     one builds it under a lock in the session's shared temporary folder and the others reuse it."""
-    if not WORKER:
-        root = tmp_path_factory.mktemp(name)
-        build(root)
-        return root
-    root = tmp_path_factory.getbasetemp().parent / name
+    root = shared_folder(tmp_path_factory, name)
     with FileLock(f"{root}.lock"):
         if not (root / ".built").is_file():
-            root.mkdir(exist_ok=True)
             build(root)
             (root / ".built").touch()
     return root
+
+
+# The sweeps' prepared data (sweep.data_cache): keyed by the config it was made from, each entry
+# written whole or not at all (pipeline/sweep/data.py), so every sweep of the session shares it.
+@pytest.fixture(scope="session")
+def sweep_data_cache(tmp_path_factory) -> Path:
+    return shared_folder(tmp_path_factory, "sweep-data")
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -70,7 +70,8 @@ def objective_row(page) -> list[str]:
     return found
 
 
-def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logged_to_a_server(tmp_path):
+def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logged_to_a_server(tmp_path,
+                                                                                             sweep_data_cache):
     missing = pytest.fail if os.environ.get("CVPIPE_REQUIRE_BROWSER") else pytest.skip  # CI requires it
     if not Path(CHROMIUM).is_file():
         missing(f"no Chromium at {CHROMIUM}: apt-get install chromium (`make test` does as root)")
@@ -81,7 +82,7 @@ def test_mlflow_ui_lists_the_trainings_and_compares_both_trials_of_a_sweep_logge
         sweep_dir = tmp_path / "sweep"
         done = subprocess.run(
             [sys.executable, "-m", "pipeline.sweep", "-m", "sweep=classifier", *TINY, "train.classifier.epochs=2",
-             "train.classifier.lr=0.001,0.01", f"logger.tracking_uri={url}", f"sweep.data_cache={tmp_path / 'data'}",
+             "train.classifier.lr=0.001,0.01", f"logger.tracking_uri={url}", f"sweep.data_cache={sweep_data_cache}",
              f"hydra.sweep.dir={sweep_dir}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-6000:]
         client, parent = MlflowClient(tracking_uri=url), read_parent(sweep_dir)

@@ -28,10 +28,10 @@ TINY = ["data=synthetic_tiny", "model/classifier=small_alexnet", "train.classifi
         "logger.progress_bar=false"]
 
 
-def sweep_command(tmp_path: Path, *args: str) -> list[str]:
+def sweep_command(tmp_path: Path, data_cache: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.sweep", "-m", *args, *TINY,
             f"logger.local_store={tmp_path / 'mlruns/mlflow.db'}",
-            f"logger.artifact_root={tmp_path / 'mlruns/artifacts'}", f"sweep.data_cache={tmp_path / 'data'}"]
+            f"logger.artifact_root={tmp_path / 'mlruns/artifacts'}", f"sweep.data_cache={data_cache}"]
 
 
 def run(command: list[str], timeout: int = 3600, status: int = 0) -> str:  # a net against a hang, not a speed check
@@ -44,9 +44,9 @@ def client_for(tmp_path: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}")
 
 
-def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_failed_trial(tmp_path):
+def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_failed_trial(tmp_path, sweep_data_cache):
     sweep_dir = tmp_path / "grid"
-    run(sweep_command(tmp_path, "sweep=classifier", "train.classifier.epochs=2",
+    run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier", "train.classifier.epochs=2",
                       "train.classifier.lr=0.001,0.003,0.01,-1", f"hydra.sweep.dir={sweep_dir}"))
     client, parent = client_for(tmp_path), read_parent(sweep_dir)
     top = client.get_run(parent["run_id"])
@@ -82,9 +82,9 @@ def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_f
     assert best_params.train.classifier.lr == float(best.data.params["train.classifier.lr"])
 
 
-def test_a_sweep_where_no_trial_completes_fails_with_its_summary(tmp_path):
+def test_a_sweep_where_no_trial_completes_fails_with_its_summary(tmp_path, sweep_data_cache):
     sweep_dir = tmp_path / "grid"
-    done = subprocess.run(sweep_command(tmp_path, "sweep=classifier", "train.classifier.epochs=1",
+    done = subprocess.run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier", "train.classifier.epochs=1",
                                         "train.classifier.lr=-1,-2", f"hydra.sweep.dir={sweep_dir}"),
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 1, done.stderr[-3000:]
@@ -95,9 +95,9 @@ def test_a_sweep_where_no_trial_completes_fails_with_its_summary(tmp_path):
     assert (sweep_dir / "trials.csv").read_text().count("failed") == 2  # the summary is written all the same
 
 
-def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp_path):
+def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp_path, sweep_data_cache):
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "optuna"
-    command = sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
+    command = sweep_command(tmp_path, sweep_data_cache, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
                             f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}",
                             "train.classifier.epochs=5",
                             "hydra.sweeper.enqueue=[{train.classifier.label_smoothing: 5.0}]")
@@ -140,9 +140,9 @@ def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp
     assert json.loads(json.dumps(top.data.metrics))["trials_interrupted"] == 1
 
 
-def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path):
+def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path, sweep_data_cache):
     sweep_dir = tmp_path / "detector"
-    run(sweep_command(tmp_path, "sweep=detector", "anchors@model.detector.anchors=ssd,fastai",
+    run(sweep_command(tmp_path, sweep_data_cache, "sweep=detector", "anchors@model.detector.anchors=ssd,fastai",
                       "train.detector.epochs=1", "train.detector.freeze_epochs=1", "train.detector.batch_size=8",
                       f"hydra.sweep.dir={sweep_dir}"))
     client, parent = client_for(tmp_path), read_parent(sweep_dir)
@@ -156,12 +156,12 @@ def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path):
     assert "anchors@model.detector.anchors" in (sweep_dir / "trials.csv").read_text().splitlines()[0]
 
 
-def test_a_trial_the_pruner_stops_ends_pruned_after_fewer_epochs(tmp_path):
+def test_a_trial_the_pruner_stops_ends_pruned_after_fewer_epochs(tmp_path, sweep_data_cache):
     """A pruner whose bound no accuracy reaches (ThresholdPruner, lower 1.01) stops the trial at the
     first epoch after its warm-up: PRUNED in the study, KILLED and tagged pruned in MLflow, with
     fewer epochs logged than configured, and counted as pruned by the parent run."""
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "pruned"
-    output = run(sweep_command(tmp_path, "sweep=classifier_optuna", "hydra.sweeper.n_trials=1",
+    output = run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier_optuna", "hydra.sweeper.n_trials=1",
                                "train.classifier.epochs=4", f"hydra.sweep.dir={sweep_dir}",
                                f"hydra.sweeper.storage={storage}", "~hydra.sweeper.pruner",
                                "+hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.01,"
