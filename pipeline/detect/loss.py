@@ -8,25 +8,34 @@ not this one, hence the few lines below."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from pipeline.detect.coding import BoxCoder
-from pipeline.detect.matching import IGNORED, match_anchors
+from pipeline.detect.matching import IGNORED, atss_anchors, match_anchors
 from pipeline.detect.settings import LossSettings, Matching
 
 LOCALISATION = ("smooth_l1", "l1", "giou")
 CLASSIFICATION = ("focal", "quality")
+ASSIGNERS = ("iou", "atss")
 
 
 class DetectionLoss(nn.Module):
     """A module so that its anchors (a buffer) follow the detector to its device."""
 
     def __init__(self, anchors: torch.Tensor, num_classes: int, coder: BoxCoder, loss: LossSettings,
-                 matching: Matching):
-        """``loss``, ``matching``: `train.detector.loss` and `train.detector.matching`."""
+                 matching: Matching, levels: Sequence[int] | None = None):
+        """``loss``, ``matching``: `train.detector.loss` and `train.detector.matching`; ``levels``: the
+        anchor count of each feature level (the ``atss`` assigner needs them)."""
+        if matching.assigner not in ASSIGNERS:
+            raise ValueError(f"train.detector.matching.assigner: {matching.assigner!r} is not one of {ASSIGNERS}")
+        if matching.assigner == "atss" and levels is None:
+            raise ValueError("matching: the atss assigner needs the anchor count of each feature level")
         if loss.localisation not in LOCALISATION:
             raise ValueError(f"train.detector.loss.localisation: {loss.localisation!r} is not one of {LOCALISATION}")
         if loss.classification not in CLASSIFICATION:
@@ -38,13 +47,18 @@ class DetectionLoss(nn.Module):
         self.alpha, self.gamma = loss.alpha, loss.gamma
         self.localisation, self.box_weight = loss.localisation, loss.box_weight
         self.classification = loss.classification
-        self.ious = (matching.positive_iou, matching.negative_iou)
+        self.levels = None if levels is None else tuple(levels)
+        if matching.assigner == "atss":
+            self.match = partial(atss_anchors, levels=self.levels, topk=matching.topk)
+        else:
+            self.match = partial(match_anchors, positive_iou=matching.positive_iou,
+                                 negative_iou=matching.negative_iou)
 
     def targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor]):
         """Per image: class targets (A x K, all zero for background), box targets, and masks."""
         cls, box, positive, scored = [], [], [], []
         for b, lab in zip(boxes, labels):
-            matched = match_anchors(b, self.anchors, *self.ious)
+            matched = self.match(b, self.anchors)
             pos = matched >= 0
             onehot = torch.zeros(len(self.anchors), self.num_classes, device=self.anchors.device)
             onehot[pos, lab.long()[matched[pos]]] = 1.0

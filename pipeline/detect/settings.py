@@ -46,8 +46,10 @@ class DetectorModel(Settings):
 
 @dataclass
 class Matching(Settings):
+    assigner: str = MISSING      # iou | atss (pipeline/detect/matching.py)
     positive_iou: float = MISSING
     negative_iou: float = MISSING
+    topk: int = MISSING          # atss: candidates per feature level
 
 
 @dataclass

@@ -69,7 +69,8 @@ def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: Box
                     input_size, steps: int) -> DetectorModule:
     tc = DetectorTrain.of(cfg.train.detector)
     pretrained = cfg.model.detector.pretrained != "none"
-    loss = DetectionLoss(anchors, num_classes, coder, tc.loss, tc.matching)
+    levels = [rows * cols * net.per_cell for rows, cols in net.grids]  # the anchors' count per feature level
+    loss = DetectionLoss(anchors, num_classes, coder, tc.loss, tc.matching, levels)
     plan = TrainingPlan(tc, tc.freeze_epochs if pretrained else 0, training_epochs(tc, steps), (steps, steps),
                         cfg.seed)
     module = DetectorModule(net, anchors, loss, coder, tuple(input_size), plan)

@@ -9,11 +9,13 @@ import pytest
 import torch
 from torchvision.ops import sigmoid_focal_loss
 
+from pipeline.config import compose
 from pipeline.detect.anchors import AnchorSpec, linear_sizes, make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss, quality_focal_loss
-from pipeline.detect.matching import IGNORED, NEGATIVE, match_anchors
+from pipeline.detect.matching import IGNORED, NEGATIVE, atss_anchors, match_anchors
 from pipeline.detect.postprocess import detections
+from pipeline.detect.train import build_detector, detector_module
 from tests.helpers import detector_model, detector_training
 
 FASTAI = AnchorSpec(zooms=(0.75, 1.0, 1.3), ratios=(1.0, 0.5, 2.0))
@@ -60,6 +62,99 @@ def test_every_box_gets_its_best_anchor_even_below_the_threshold():
     band = match_anchors(torch.tensor([[0, 0, 10, 20.0]]), torch.tensor([[0, 0, 10, 9.0], [0, 0, 10, 10.0]]), 0.6, 0.4)
     assert band.tolist() == [IGNORED, 0]  # 0.45 falls in the band; the best (0.5) is forced
     assert (match_anchors(torch.zeros(0, 4), anchors) == NEGATIVE).all()
+
+
+# Two levels of three anchors around the box [4, 4, 16, 12] (centre (10, 8)). The two anchors of each
+# level nearest that centre are the candidates: 1 and 2 (IoU 0.049, 0.027), 5 and 4 (0.259, 0.179), so the
+# box's threshold is their mean + sd, 0.129 + 0.110 = 0.238. Anchor 3 (IoU 0.296, the box's best, but the
+# third nearest of its level) is no candidate.
+ATSS_ANCHORS = torch.tensor([[18, 15, 33, 30], [14, 7, 23, 20], [14, 2, 28, 6],
+                             [12, 2, 16, 13], [7, 7, 11, 16], [11, 1, 15, 11]], dtype=torch.float)
+ATSS_BOX = torch.tensor([[4, 4, 16, 12]], dtype=torch.float)
+
+
+def test_atss_makes_a_candidate_above_the_boxs_own_threshold_positive_where_a_fixed_iou_threshold_would_not():
+    atss = atss_anchors(ATSS_BOX, ATSS_ANCHORS, levels=[3, 3], topk=2)
+    assert atss.tolist() == [NEGATIVE, NEGATIVE, NEGATIVE, 0, NEGATIVE, 0]  # 5 (0.259 >= 0.238), 3 its best anchor
+    fixed = match_anchors(ATSS_BOX, ATSS_ANCHORS, positive_iou=0.5, negative_iou=0.4)
+    assert fixed.tolist() == [NEGATIVE, NEGATIVE, NEGATIVE, 0, NEGATIVE, NEGATIVE]  # only the forced best
+    # A candidate above the threshold whose centre lies outside the box stays negative. Box [0, 0, 20, 20]:
+    # candidates 0, 1 (IoU 0.01 each), 3 (0.29, centre (21, 10) right of the box), 4 (0): threshold 0.22.
+    # Anchor 2 (IoU 0.5, the third nearest of its level) is positive as the box's best anchor.
+    anchors = torch.tensor([[9, 9, 11, 11], [8, 9, 10, 11], [0, 0, 20, 10],
+                            [11, 0, 31, 20], [40, 40, 60, 60], [100, 100, 120, 120]], dtype=torch.float)
+    beside = atss_anchors(torch.tensor([[0, 0, 20, 20.0]]), anchors, levels=[3, 3], topk=2)
+    assert beside.tolist() == [NEGATIVE, NEGATIVE, 0, NEGATIVE, NEGATIVE, NEGATIVE]
+    assert (atss_anchors(torch.zeros(0, 4), ATSS_ANCHORS, [3, 3], 2) == NEGATIVE).all()
+    with pytest.raises(ValueError, match="do not add up"):
+        atss_anchors(ATSS_BOX, ATSS_ANCHORS, levels=[3, 2], topk=2)
+
+
+def test_the_loss_assigns_by_the_configured_assigner_and_atss_gets_the_levels():
+    settings = detector_training(matching={"assigner": "atss", "topk": 2})
+    with pytest.raises(ValueError, match="atss assigner needs the anchor count of each feature level"):
+        DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, settings.matching)
+    loss = DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, settings.matching, levels=[3, 3])
+    classes, _, positive, scored = loss.targets([ATSS_BOX], [torch.tensor([1])])
+    assert positive[0].nonzero().flatten().tolist() == [3, 5] and scored.all()  # no ignored band
+    assert classes[0, 5].tolist() == [0.0, 1.0, 0.0]
+    fixed = DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, replace(settings.matching, assigner="iou"))
+    assert fixed.targets([ATSS_BOX], [torch.tensor([1])])[2][0].nonzero().flatten().tolist() == [3]
+    with pytest.raises(ValueError, match="matching.assigner: 'fixed' is not one of"):
+        DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, replace(settings.matching, assigner="fixed"))
+
+
+def test_the_detectors_loss_gets_the_anchor_count_of_each_feature_level():
+    cfg = compose(["train.detector.matching.assigner=atss", "model.detector.pretrained=none"])
+    net, anchors, coder = build_detector(detector_model(pretrained="none"), ["a", "b"], (96, 96))
+    levels = detector_module(cfg, net, anchors, coder, 2, (96, 96), steps=4).loss.levels
+    assert len(levels) == len(net.grids) > 1 and sum(levels) == len(anchors)
+    start, sizes = 0, []  # anchors come level by level: each level's slice holds that level's sizes alone
+    for count in levels:
+        widths = anchors[start:start + count, 2] - anchors[start:start + count, 0]
+        sizes.append({round(float(w), 3) for w in widths})
+        start += count
+    assert all(len(s) <= net.per_cell for s in sizes) and all(not a & b for a, b in zip(sizes, sizes[1:]))
+
+
+def atss_by_hand(boxes: torch.Tensor, anchors: torch.Tensor, levels: list[int], topk: int) -> list[int]:
+    """The assignment of the ATSS paper, box by box and anchor by anchor."""
+    def iou(a, b):
+        w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+        inter = max(w, 0) * max(h, 0)
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    boxes, anchors = boxes.tolist(), anchors.tolist()
+    centres = [((a[0] + a[2]) / 2, (a[1] + a[3]) / 2) for a in anchors]
+    best = [(-1.0, NEGATIVE)] * len(anchors)
+    for g, box in enumerate(boxes):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        candidates, start = [], 0
+        for count in levels:
+            level = sorted(range(start, start + count), key=lambda i: math.dist((cx, cy), centres[i]))
+            candidates += level[:topk]
+            start += count
+        ious = [iou(box, anchors[i]) for i in candidates]
+        mean = sum(ious) / len(ious)
+        threshold = mean + math.sqrt(sum((v - mean) ** 2 for v in ious) / (len(ious) - 1))
+        for i, value in zip(candidates, ious):
+            inside = box[0] < centres[i][0] < box[2] and box[1] < centres[i][1] < box[3]
+            if value >= threshold and inside and value > best[i][0]:
+                best[i] = (value, g)
+    matched = [g for _, g in best]
+    for g, box in enumerate(boxes):  # each box keeps its best anchor (the later box wins a shared one)
+        matched[max(range(len(anchors)), key=lambda i: (iou(box, anchors[i]), -i))] = g
+    return matched
+
+
+def test_atss_assigns_as_the_paper_describes_on_random_scenes():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        corners = torch.rand(60, 2, generator=g) * 90
+        anchors = torch.cat([corners, corners + 4 + torch.rand(60, 2, generator=g) * 30], dim=1)
+        corners = torch.rand(4, 2, generator=g) * 80
+        boxes = torch.cat([corners, corners + 2 + torch.rand(4, 2, generator=g) * 25], dim=1)
+        assert atss_anchors(boxes, anchors, [30, 20, 10], 5).tolist() == atss_by_hand(boxes, anchors, [30, 20, 10], 5)
 
 
 @pytest.mark.parametrize("kind", ["ssd", "tanh"])
