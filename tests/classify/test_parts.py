@@ -36,19 +36,39 @@ def test_auto_class_weights_balance_the_classes():
         class_weights([1, 2, 3], np.array([5, 5]))
 
 
-def test_lite0_imagenet_weights_load_offline_and_recognise_a_cat():
-    """The packaged weights mapped onto timm: scikit-image's chelsea is an Egyptian cat (285)."""
+@pytest.mark.parametrize("name, size", [("tf_efficientnet_lite0", 224), ("tf_efficientnet_lite1", 240),
+                                        ("tf_efficientnet_lite2", 260)])
+def test_lite_imagenet_weights_load_offline_and_recognise_a_cat(name, size):
+    """The packaged weights mapped onto timm: scikit-image's chelsea is a cat, coffee an espresso."""
     import timm
     from skimage import data
 
-    from pipeline.models.pretrained import lite0_imagenet_state_dict
+    from pipeline.models.pretrained import lite_imagenet_state_dict
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    model.load_state_dict(lite0_imagenet_state_dict(model))
-    image = torch.nn.functional.interpolate(torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float(),
-                                            size=(224, 224), mode="bilinear")
-    logits = model.eval()((image / 255 - 0.5) / 0.5)
-    assert int(logits.argmax()) in (281, 282, 285)  # tabby, tiger cat, Egyptian cat
+    model = timm.create_model(name, pretrained=False)
+    model.load_state_dict(lite_imagenet_state_dict(name, model))
+    pictures = torch.stack([torch.nn.functional.interpolate(torch.from_numpy(picture).permute(2, 0, 1)[None].float(),
+                                                            size=(size, size), mode="bilinear")[0]
+                            for picture in (data.chelsea(), data.coffee())])
+    with torch.no_grad():
+        cat, coffee = model.eval()((pictures / 255 - 0.5) / 0.5).argmax(1).tolist()
+    assert cat in (281, 282, 285) and coffee == 967  # tabby, tiger cat, Egyptian cat; espresso
+
+
+@pytest.mark.parametrize("preset, name", [("lite1", "tf_efficientnet_lite1"), ("lite2", "tf_efficientnet_lite2")])
+def test_the_larger_lite_presets_give_a_classifier_its_packaged_imagenet_weights(preset, name):
+    import timm
+
+    from pipeline.models.pretrained import lite_imagenet_state_dict
+    from pipeline.schema import ClassifierModel
+
+    model = ClassifierModel.of(compose([f"model/classifier={preset}"]).model.classifier)
+    assert (model.name, model.pretrained) == (name, "imagenet")
+    net = build_classifier(model, list("ab"), (64, 64)).eval()
+    packaged = lite_imagenet_state_dict(name, timm.create_model(name, pretrained=False))
+    stem = next(net.parameters())  # the backbone's first convolution
+    assert torch.equal(stem, packaged["conv_stem.weight"])
+    assert net(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)).shape == (2, 2)
 
 
 def test_torchvision_imagenet_download_fails_fast_with_a_fix():

