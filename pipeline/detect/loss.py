@@ -49,32 +49,40 @@ class DetectionLoss(nn.Module):
         self.classification = loss.classification
         self.levels = None if levels is None else tuple(levels)
         if matching.assigner == "atss":
-            self.match = partial(atss_anchors, levels=self.levels, topk=matching.topk)
+            self.match = partial(atss_anchors, topk=matching.topk)
         else:
-            self.match = partial(match_anchors, positive_iou=matching.positive_iou,
-                                 negative_iou=matching.negative_iou)
+            iou = partial(match_anchors, positive_iou=matching.positive_iou, negative_iou=matching.negative_iou)
+            self.match = lambda boxes, anchors, levels: iou(boxes, anchors)
 
-    def targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor]):
+    def targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor], anchors: torch.Tensor | None = None,
+                levels: Sequence[int] | None = None):
         """Per image: class targets (A x K, all zero for background), box targets, and masks."""
+        if anchors is None:
+            anchors, levels = self.anchors, self.levels
         cls, box, positive, scored = [], [], [], []
         for b, lab in zip(boxes, labels):
-            matched = self.match(b, self.anchors)
+            matched = self.match(b, anchors, levels=levels)
             pos = matched >= 0
-            onehot = torch.zeros(len(self.anchors), self.num_classes, device=self.anchors.device)
+            onehot = torch.zeros(len(anchors), self.num_classes, device=anchors.device)
             onehot[pos, lab.long()[matched[pos]]] = 1.0
-            assigned = b.float()[matched.clamp(min=0)] if len(b) else torch.zeros_like(self.anchors)
+            assigned = b.float()[matched.clamp(min=0)] if len(b) else torch.zeros_like(anchors)
             cls.append(onehot), box.append(assigned), positive.append(pos), scored.append(matched != IGNORED)
         return torch.stack(cls), torch.stack(box), torch.stack(positive), torch.stack(scored)
 
     def forward(self, class_logits: torch.Tensor, box_deltas: torch.Tensor, boxes: list[torch.Tensor],
-                 labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """class_logits: B x A x K, box_deltas: B x A x 4; boxes/labels: one tensor per image."""
+                labels: list[torch.Tensor], anchors: torch.Tensor | None = None,
+                levels: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+        """class_logits: B x A x K, box_deltas: B x A x 4; boxes/labels: one tensor per image; ``anchors``
+        and their per-level counts ``levels``: those of another input size (multi-scale training), else
+        the input size's."""
         # in float32 under mixed precision too: bf16 keeps 8 bits of a box's pixel coordinates (a 300 px
         # corner to the nearest 2 px) and sums of thousands of anchors' terms lose the small ones
         class_logits, box_deltas = class_logits.float(), box_deltas.float()
-        cls_t, box_t, positive, scored = self.targets(boxes, labels)
+        if anchors is None:
+            anchors, levels = self.anchors, self.levels
+        cls_t, box_t, positive, scored = self.targets(boxes, labels, anchors, levels)
         n = positive.sum().clamp(min=1).float()
-        anchors = self.anchors.float().expand_as(box_deltas)[positive]
+        anchors = anchors.float().expand_as(box_deltas)[positive]
         decoded = self.classification == "quality" or self.localisation == "giou"
         predicted = self.coder.decode(box_deltas[positive], anchors) if decoded else None
         if self.classification == "quality":

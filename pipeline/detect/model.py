@@ -136,10 +136,21 @@ class SSD(ChannelsLast, nn.Module):
                                          for lv in self.levels[:count])
         self.box_heads = nn.ModuleList(Head(all_channels[lv], head_depth, anchors_per_cell, 4)
                                        for lv in self.levels[:count])
-        self.eval()  # probing with one image: batch norm must not need batch statistics
-        with torch.no_grad():
-            self.grids = [tuple(m.shape[2:]) for m in self.feature_maps(torch.zeros(1, 3, height_px, width_px))]
+        self.grids = self.grids_at((width_px, height_px))
         self.train()
+
+    def grids_at(self, size: tuple[int, int]) -> list[tuple[int, int]]:
+        """The used levels' (rows, cols) for input images of ``size`` (width, height): probed with one
+        image in eval mode (batch norm must not take its statistics), every module's mode restored."""
+        modes = {module: module.training for module in self.modules()}
+        self.eval()
+        try:
+            with torch.no_grad():
+                probe = torch.zeros(1, 3, size[1], size[0], device=self.mean.device)
+                return [tuple(m.shape[2:]) for m in self.feature_maps(probe)]
+        finally:
+            for module, training in modes.items():
+                module.training = training
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.layout((images.float() - self.mean) / self.std)

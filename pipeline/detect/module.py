@@ -14,15 +14,17 @@ from pipeline.detect.coding import BoxCoder
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.postprocess import detections
+from pipeline.detect.scales import TrainingScales, rescale
 from pipeline.transfer import SeededSteps, TrainingPlan, TransferSchedule
 
 
 class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
     def __init__(self, net: SSD, anchors: torch.Tensor, loss: DetectionLoss, coder: BoxCoder,
-                 input_size: tuple[int, int], plan: TrainingPlan):
-        """``plan.settings``: train.detector (its postprocessing too)."""
+                 input_size: tuple[int, int], plan: TrainingPlan, scales: TrainingScales | None = None):
+        """``plan.settings``: train.detector (its postprocessing too); ``scales``: the sizes of multi-scale
+        training (None: every batch at ``input_size``)."""
         super().__init__()
-        self.net, self.loss, self.coder = net, loss, coder
+        self.net, self.loss, self.coder, self.scales = net, loss, coder, scales
         self.register_buffer("anchors", anchors)
         self.postprocess, self.input_size = asdict(plan.settings.postprocess), tuple(input_size)
         self.follow(plan)
@@ -34,9 +36,9 @@ class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
     def forward(self, images: torch.Tensor):
         return self.net(images)
 
-    def shared_step(self, batch: dict, split: str):
+    def shared_step(self, batch: dict, split: str, anchors: torch.Tensor | None = None, levels=None):
         logits, deltas = self.net(batch["images"])
-        parts = self.loss(logits, deltas, batch["boxes"], batch["labels"])
+        parts = self.loss(logits, deltas, batch["boxes"], batch["labels"], anchors, levels)
         n = len(batch["images"])
         for name in ("loss", "classification", "localisation"):
             self.log(f"{split}_{name}" if name != "loss" else f"{split}_loss", parts[name], on_step=False,
@@ -44,7 +46,11 @@ class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
         return parts["loss"], logits, deltas
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self.shared_step(batch, "train")[0]
+        if self.scales is None:
+            return self.shared_step(batch, "train")[0]
+        size = self.scales.draw()
+        anchors, levels = self.scales.anchors(size, self.anchors.device)
+        return self.shared_step(rescale(batch, size), "train", anchors, levels)[0]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         _, logits, deltas = self.shared_step(batch, "val")

@@ -75,6 +75,7 @@ class DetectorTrain(Schedule):
     min_epochs: int = MISSING
     min_steps: int = MISSING  # with epochs: auto, more epochs than min_epochs on a small dataset
     ema_epochs: Optional[float] = MISSING  # the weights' moving average spans about this many epochs; null: none
+    multi_scale: float = MISSING  # 0: off; f: each training batch resized by a factor in [1 - f, 1 + f]
     matching: Matching = MISSING
     loss: LossSettings = MISSING
     postprocess: Postprocess = MISSING

@@ -13,13 +13,14 @@ from omegaconf import DictConfig
 
 from pipeline.averaging import ExponentialMovingAverage, ema_decay
 from pipeline.detect.anchor_fit import fit_anchors
-from pipeline.detect.anchors import make_anchors, spec_from_config
+from pipeline.detect.anchors import AnchorSpec, make_anchors, spec_from_config
 from pipeline.detect.coding import BoxCoder
 from pipeline.detect.data import DetectionData
 from pipeline.detect.epochs import training_epochs
 from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
+from pipeline.detect.scales import TrainingScales
 from pipeline.detect.settings import DetectorModel, DetectorTrain
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
@@ -66,14 +67,20 @@ def build_detector(mc: DetectorModel, classes: Sequence[str], input_size) -> tup
 
 
 def detector_module(cfg: DictConfig, net: SSD, anchors: torch.Tensor, coder: BoxCoder, num_classes: int,
-                    input_size, steps: int) -> DetectorModule:
+                    input_size, steps: int, spec: AnchorSpec | None = None) -> DetectorModule:
+    """``spec``: the anchors' zooms, ratios and sizes (as fitted), which multi-scale training needs."""
     tc = DetectorTrain.of(cfg.train.detector)
+    scales = None
+    if tc.multi_scale:
+        if spec is None:
+            raise ValueError("train.detector.multi_scale: the detector's module needs its anchor spec")
+        scales = TrainingScales(net, spec, tuple(input_size), tc.multi_scale)
     pretrained = cfg.model.detector.pretrained != "none"
     levels = [rows * cols * net.per_cell for rows, cols in net.grids]  # the anchors' count per feature level
     loss = DetectionLoss(anchors, num_classes, coder, tc.loss, tc.matching, levels)
     plan = TrainingPlan(tc, tc.freeze_epochs if pretrained else 0, training_epochs(tc, steps), (steps, steps),
                         cfg.seed)
-    module = DetectorModule(net, anchors, loss, coder, tuple(input_size), plan)
+    module = DetectorModule(net, anchors, loss, coder, tuple(input_size), plan, scales)
     module.keep_stem_frozen(tc.frozen_stem and pretrained, "train.detector.frozen_stem")
     return module
 
@@ -86,13 +93,16 @@ def detector_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpe
     input_size = data.input_size()
     mc, anchor_fit = fitted_config(DetectorModel.of(cfg.model.detector), data, input_size, tc.matching.positive_iou)
     net, anchors, coder = build_detector(mc, data.classes, input_size)
-    module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch())
+    module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch(),
+                             spec_from_config(mc.anchors, len(net.grids)))
     model_info = {"model": asdict(mc), "classes": data.classes,
                   "input_size": list(input_size), "anchor_fit": anchor_fit,
                   "postprocess": asdict(tc.postprocess),
                   "tiles": data.tiles}  # None: whole images; else sliced inference (pipeline/predict/tiles.py)
     derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
                "classes": ",".join(data.classes), "train_images": len(data.samples["train"]), "epochs": module.epochs}
+    if module.scales is not None:
+        derived["multi_scale_sizes"] = " ".join(f"{w}x{h}" for w, h in module.scales.sizes)
     if anchor_fit:
         derived.update({f"anchors_{k}": v for k, v in anchor_fit.items() if k == "chosen"})
         derived.update({f"anchor_{k}_{which}": anchor_fit[which][k] for which in ("fitted", "preset")
