@@ -41,7 +41,7 @@ class TrainingScales:
     def __init__(self, net: SSD, spec: AnchorSpec, input_size: tuple[int, int], factor: float):
         self.net, self.spec, self.input_size = net, spec, tuple(input_size)
         self.sizes = candidate_sizes(self.input_size, factor)
-        self._anchors: dict[tuple[int, int], tuple[torch.Tensor, list[int]]] = {}
+        self._anchors: dict[tuple, tuple[torch.Tensor, list[int]]] = {}  # by size and device
 
     def draw(self) -> tuple[int, int]:
         """A size from the global generator (seeded per step by SeededSteps: the same draws on a resume)."""
@@ -49,12 +49,12 @@ class TrainingScales:
 
     def anchors(self, size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, list[int]]:
         """The anchors (A x 4, pixels of ``size``) and each level's anchor count at ``size``."""
-        if size not in self._anchors:
+        key = (tuple(size), str(device))
+        if key not in self._anchors:
             grids = self.net.grids_at(size)
-            anchors = make_anchors(grids, self.spec, size)
-            self._anchors[size] = (anchors, [rows * cols * self.net.per_cell for rows, cols in grids])
-        anchors, levels = self._anchors[size]
-        return anchors.to(device), levels
+            anchors = make_anchors(grids, self.spec, size).to(device)
+            self._anchors[key] = (anchors, [rows * cols * self.net.per_cell for rows, cols in grids])
+        return self._anchors[key]
 
 
 def rescale(batch: dict, size: tuple[int, int]) -> dict:
