@@ -21,7 +21,8 @@ from pipeline.detect.anchors import AnchorSpec, make_anchors
 if TYPE_CHECKING:
     from pipeline.detect.model import SSD
 
-STEP = 32  # sizes are multiples of the backbones' largest stride, so every level's grid divides evenly
+STEP = 32  # sizes are multiples of the backbones' largest stride, so the backbone levels' grids divide evenly
+# (the SSD's extra levels round up when they halve an odd map, so theirs do not scale with the image)
 
 
 def candidate_sizes(input_size: tuple[int, int], factor: float) -> list[tuple[int, int]]:
