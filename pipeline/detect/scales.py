@@ -67,6 +67,6 @@ def rescale(batch: dict, size: tuple[int, int]) -> dict:
         return batch
     resized = F.interpolate(images.float(), size=(size[1], size[0]), mode="bilinear", align_corners=False,
                             antialias=size[0] < width)
-    factors = torch.tensor([size[0] / width, size[1] / height] * 2)
-    boxes = [b.float() * factors.to(b.device) for b in batch["boxes"]]
+    factors = torch.tensor([size[0] / width, size[1] / height] * 2, device=images.device)
+    boxes = [b.float() * factors for b in batch["boxes"]]  # on the images' device, as Lightning moves batches
     return {**batch, "images": resized, "boxes": boxes}
