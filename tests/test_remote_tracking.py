@@ -23,7 +23,7 @@ def test_training_and_evaluation_log_to_a_tracking_server(tiny_data, tmp_path, c
     server_root = tmp_path / "server"
     server_root.mkdir()
     with mlflow_server(server_root) as url:
-        cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=2")
+        cfg = tiny_config(tmp_path, "model/classifier=small_alexnet", "train.classifier.epochs=2", seed_store=False)
         cfg.logger.tracking_uri = url  # as `logger.tracking_uri=http://...` in params.yaml
         manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
         result = train_classifier(cfg, manifest, pipelines, tmp_path / "model",

@@ -20,7 +20,7 @@ from pipeline.io.atomic import partial_dir
 from pipeline.sweep.optuna_search import INTERRUPTED, RETRY_OF
 from pipeline.sweep.parent import read_parent
 from pipeline.sweep.runs import children
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, empty_store
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +29,7 @@ TINY = ["data=synthetic_tiny", "model/classifier=small_alexnet", "train.classifi
 
 
 def sweep_command(tmp_path: Path, data_cache: Path, *args: str) -> list[str]:
+    empty_store(tmp_path / "mlruns/mlflow.db")
     return [sys.executable, "-m", "pipeline.sweep", "-m", *args, *TINY,
             f"logger.local_store={tmp_path / 'mlruns/mlflow.db'}",
             f"logger.artifact_root={tmp_path / 'mlruns/artifacts'}", f"sweep.data_cache={data_cache}"]
