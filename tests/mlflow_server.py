@@ -32,7 +32,7 @@ class MlflowServer:
              "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
              "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            # without MLflow's job runner and its eight task-queue processes (GenAI jobs, which no
+            # without MLflow's job runner and its seven task-queue consumers (GenAI jobs, which no
             # test starts): about 16 s of CPU less per server start, as `make ui` runs it
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         self.url = f"http://127.0.0.1:{port}"
