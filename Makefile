@@ -16,9 +16,11 @@ repro: $(STAMP)
 # The tests run in parallel (pytest-xdist; TEST_WORKERS=0: in this process), one worker more than
 # cores: a worker waiting on a subprocess, a server or a fixture another worker builds leaves its
 # core to the others (on 2 cores: 2 workers 10 min 46 s, 3 workers 10 min 18 s, 4 workers 10 min 50 s).
+# The tests of one xdist_group run on one worker (their module fixtures built once), and in the order
+# tests/conftest.py gives (the slowest first), not xdist's largest-group-first.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: $(STAMP) browser
-	pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	ruff check .

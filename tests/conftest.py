@@ -1,5 +1,6 @@
 import atexit
 import functools
+import itertools
 import os
 import shutil
 import tempfile
@@ -24,6 +25,20 @@ from pipeline.multilabel.train import train_multilabel
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVPIPE_SHARED_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
+
+
+TEST_FOLDERS = itertools.count()
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, one folder down, under a name this process gives once. pytest 9.1 numbers a
+    test's folder after those that exist, so the folder of a passed test (deleted) comes back under the
+    same name for the next test whose name starts alike; MLflow keeps one store per address for the
+    process, and would go on writing to the deleted one ("attempt to write a readonly database")."""
+    folder = tmp_path / f"t{next(TEST_FOLDERS)}"
+    folder.mkdir()
+    return folder
 
 
 @pytest.fixture

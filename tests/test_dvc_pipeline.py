@@ -215,13 +215,23 @@ def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_co
     run(["dvc", "exp", "run", "--queue", *tiny, "-S", "train.classifier.lr=0.001,0.01", "evaluate@classifier"],
         repo_copy)
     run(["dvc", "queue", "start", "--jobs", "1"], repo_copy)
+    # waited on through git, where each finished experiment leaves a ref (a `dvc queue status` takes
+    # seconds of the CPU the experiments need); then the queue's own word
+    baseline = run(["git", "rev-parse", "HEAD"], repo_copy).strip()
     deadline = time.monotonic() + 600
+    while True:
+        refs = run(["git", "for-each-ref", "--format=%(refname)", f"refs/exps/{baseline[:2]}/{baseline[2:]}/",
+                    "refs/exps/celery/failed"], repo_copy).split()
+        if len(refs) >= 2 or "refs/exps/celery/failed" in refs:
+            break
+        assert time.monotonic() < deadline, run(["dvc", "queue", "status"], repo_copy)
+        time.sleep(1)
     while True:
         status = run(["dvc", "queue", "status"], repo_copy)
         if "Queued" not in status and "Running" not in status:
             break
         assert time.monotonic() < deadline, status
-        time.sleep(10)  # each look starts a `dvc` (seconds of CPU the experiments need)
+        time.sleep(1)
     assert status.count("Success") == 2, status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
     experiments = {rev["name"]: rev for entry in shown for e in entry.get("experiments") or []
