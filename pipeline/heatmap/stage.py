@@ -29,6 +29,7 @@ from pipeline.heatmap.sliding import sliding_window_logits
 from pipeline.heatmap.train import CLASSIFIER_DIR, load_fcn
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.io.images import read_image
+from pipeline.models.folding import fold_batch_norms
 from pipeline.viz import plt
 
 
@@ -199,11 +200,12 @@ def run_heatmaps(cfg: DictConfig, manifest_path: str | Path, model_dir: str | Pa
     hc = cfg.evaluate.fcn
     device = accelerator_device(cfg.trainer.accelerator)
     fcn, info = load_fcn(model_dir)
-    fcn.to(device).fast_layout()  # every method is timed in the faster layout
+    # every method runs the same network with its batch norms folded, in the faster memory layout
+    fcn = fold_batch_norms(fcn).to(device).fast_layout()
     before = None
     if info.get("dense_epochs", 0) > 0:
         net, _ = load_classifier(Path(model_dir) / CLASSIFIER_DIR)
-        before = FullyConvolutional(net, info["input_size"]).eval().to(device).fast_layout()
+        before = fold_batch_norms(FullyConvolutional(net, info["input_size"])).to(device).fast_layout()
     methods = heatmap_methods(fcn, before, [float(v) for v in hc.sliding_overlaps])
     manifest = Manifest.read(manifest_path)
     split = heatmap_split(manifest, str(hc.split))

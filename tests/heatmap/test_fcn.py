@@ -8,6 +8,7 @@ import torch
 from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.heatmap.sliding import sliding_window_logits
 from pipeline.models.classifier import build_classifier
+from pipeline.models.folding import fold_batch_norms
 from tests.helpers import classifier_model
 
 SIZE = (64, 64)
@@ -106,3 +107,23 @@ def test_the_fast_layout_computes_the_same_maps_on_channels_last_tensors(name):
             fcn.channels_last = False
     assert layouts == [False, True, False, True]
     assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ["small_alexnet", "resnet18", "tf_efficientnet_lite0"])
+def test_folded_batch_norms_compute_the_same_maps_and_leave_the_network_as_it_was(name):
+    """The heatmap evaluation folds each batch norm that follows a convolution in a Sequential into it
+    (pipeline/models/folding.py): the same maps, the trained network untouched. Small AlexNet keeps no
+    batch norm, ResNet-18 its blocks'; timm's BatchNormAct2d (EfficientNet-Lite)
+    carries its activation and is kept."""
+    fcn = FullyConvolutional(trained_like(name), SIZE)
+    norms = sum(type(m) is torch.nn.BatchNorm2d for m in fcn.modules())
+    folded = fold_batch_norms(fcn).fast_layout()
+    with torch.no_grad():
+        for x in (images(96, 128, n=2), images(40, 48, n=2)):
+            expected, got = fcn(x), folded(x)
+            assert got.shape == expected.shape and (got - expected).abs().max() <= 1e-4
+    left = sum(type(m) is torch.nn.BatchNorm2d for m in folded.modules())
+    # ResNet-18: its stem's and its three shortcuts' (conv, norm) Sequentials are folded, its blocks' norms kept
+    expected_left = {"small_alexnet": 0, "resnet18": norms - 4, "tf_efficientnet_lite0": 0}[name]
+    assert (norms > 0, left) == (name != "tf_efficientnet_lite0", expected_left)
+    assert sum(type(m) is torch.nn.BatchNorm2d for m in fcn.modules()) == norms and not fcn.channels_last
