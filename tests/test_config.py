@@ -212,6 +212,9 @@ def test_models_the_data_cannot_train_are_refused_with_the_fix(data, models, fit
     ("train.detector.freeze_epochs=-1", "train.detector.freeze_epochs: -1 is below 0"),
     ("train.detector.num_workers=-2", "train.detector.num_workers: -2 is not a count of loader processes"),
     ("train.classifier.image_cache_mb=-1", "train.classifier.image_cache_mb: -1 is below 0"),
+    ("train.detector.postprocess.vote_iou=1.5",
+     "train.detector.postprocess.vote_iou: 1.5 is neither an IoU in [0, 1) nor null (no voting)"),
+    ("train.detector.postprocess.vote_power=-1", "train.detector.postprocess.vote_power: -1.0 is not a number >= 0"),
 ])
 def test_counts_that_cannot_train_are_refused_before_any_work_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

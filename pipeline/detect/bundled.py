@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.predict import draw
 from pipeline.predict.bundled import IMAGE_INPUT, Bundled
-from pipeline.predict.postprocess import detections, settings
+from pipeline.predict.postprocess import SETTINGS, detections, settings
 from pipeline.predict.preprocess import batch, fit_batch
 from pipeline.predict.tiles import sliced_detections
 
@@ -43,8 +43,7 @@ def detect(bundle, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
 
 
 class DetectorBundle(Bundled):
-    required = (*IMAGE_INPUT, "postprocessing.score_threshold", "postprocessing.nms_iou", "postprocessing.top_k",
-                "postprocessing.max_detections")
+    required = (*IMAGE_INPUT, *(f"postprocessing.{key}" for key in SETTINGS))
     json_layout = "list"  # COCO results: one record per box
     picture = "boxes"
 

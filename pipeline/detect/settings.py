@@ -67,6 +67,8 @@ class Postprocess(Settings):
     nms_iou: float = MISSING
     top_k: int = MISSING
     max_detections: int = MISSING
+    vote_iou: Optional[float] = MISSING  # box voting (pipeline/detect/postprocess.py); null: off
+    vote_power: float = MISSING
 
 
 @dataclass

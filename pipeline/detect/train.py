@@ -24,6 +24,7 @@ from pipeline.detect.scales import TrainingScales
 from pipeline.detect.settings import DetectorModel, DetectorTrain
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
+from pipeline.predict.postprocess import SETTINGS as POSTPROCESS
 from pipeline.training import MODEL_FILE, FitSpec, TrackedRun, fit
 from pipeline.transfer import TrainingPlan
 
@@ -129,6 +130,10 @@ def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):
     """(network in eval mode, anchors, coder, model.json) of a trained detector folder."""
     model_dir = Path(model_dir)
     info = json.loads((model_dir / MODEL_FILE).read_text())
+    missing = [key for key in POSTPROCESS if key not in info["postprocess"]]
+    if missing:  # a model trained by an earlier version of the pipeline
+        raise ValueError(f"{model_dir / MODEL_FILE}: no postprocess {', '.join(missing)}; train it again "
+                         f"(dvc repro train@detector)")
     mc = DetectorModel.of({**info["model"], "pretrained": "none"})
     net, anchors, coder = build_detector(mc, info["classes"], info["input_size"])
     net.load_state_dict(project_checkpoint_state(model_dir / checkpoint))

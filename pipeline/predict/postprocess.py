@@ -1,12 +1,27 @@
 """Detector outputs to detections in numpy: score threshold, top-k, per-class NMS, at most
-``max_detections``; the same rules as pipeline.detect.postprocess (torchvision) on the same
-numbers, checked by `export`'s parity test."""
+``max_detections``, box voting; the same rules as pipeline.detect.postprocess (torchvision) on the
+same numbers, checked by `export`'s parity test."""
 
 from __future__ import annotations
 
 import numpy as np
 
-SETTINGS = ("score_threshold", "nms_iou", "top_k", "max_detections")
+SETTINGS = ("score_threshold", "nms_iou", "top_k", "max_detections", "vote_iou", "vote_power")
+VOTING = "train.detector.postprocess"
+
+
+def check_voting(vote_iou, vote_power) -> None:
+    """The box-voting settings: ``vote_iou`` in [0, 1) or None (off), ``vote_power`` a number >= 0."""
+    if vote_iou is not None and (isinstance(vote_iou, bool) or not isinstance(vote_iou, (int, float))
+                                 or not 0 <= vote_iou < 1):
+        raise ValueError(f"{VOTING}.vote_iou: {vote_iou!r} is neither an IoU in [0, 1) nor null (no voting)")
+    if isinstance(vote_power, bool) or not isinstance(vote_power, (int, float)) or vote_power < 0:
+        raise ValueError(f"{VOTING}.vote_power: {vote_power!r} is not a number >= 0")
+
+
+def check_postprocess(cfg) -> None:
+    """The registry's check of `train.detector.postprocess`, before any work starts."""
+    check_voting(cfg.train.detector.postprocess.vote_iou, cfg.train.detector.postprocess.vote_power)
 
 
 def settings(postprocessing: dict) -> dict:
@@ -42,10 +57,26 @@ def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float) -
     return np.array(kept, dtype=np.int64)
 
 
+def vote(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, kept: np.ndarray, vote_iou: float,
+         vote_power: float) -> np.ndarray:
+    """Box voting: each kept box moved to the mean of the candidates of its class that overlap it by
+    more than ``vote_iou`` (itself included), each weighted by its score ** ``vote_power``."""
+    merged = boxes[kept].copy()
+    for row, i in enumerate(kept):
+        voters = np.nonzero(labels == labels[i])[0]
+        voters = voters[(iou_one_to_many(boxes[i], boxes[voters]) > vote_iou) | (voters == i)]
+        weights = scores[voters] ** np.float32(vote_power)
+        if weights.sum() > 0:  # scores that underflow at a high power: the box as it was
+            merged[row] = weights @ boxes[voters] / weights.sum()
+    return merged
+
+
 def detections(scores: np.ndarray, boxes: np.ndarray, size: tuple[int, int], score_threshold: float,
-               nms_iou: float, top_k: int, max_detections: int) -> dict[str, np.ndarray]:
+               nms_iou: float, top_k: int, max_detections: int, vote_iou: float | None,
+               vote_power: float) -> dict[str, np.ndarray]:
     """One image: ``scores`` A x K (sigmoid), ``boxes`` A x 4 (xyxy, fractions of the input) ->
-    boxes (input pixels), scores, labels, best first."""
+    boxes (input pixels), scores, labels, best first; ``vote_iou`` None: the kept boxes as they are."""
+    check_voting(vote_iou, vote_power)
     width, height = size
     flat = scores.reshape(-1)
     keep = np.nonzero(flat > score_threshold)[0]
@@ -54,4 +85,5 @@ def detections(scores: np.ndarray, boxes: np.ndarray, size: tuple[int, int], sco
     picked = np.clip(boxes[anchor] * np.array([width, height, width, height], dtype=np.float32), 0,
                      np.array([width, height, width, height], dtype=np.float32))
     kept = nms(picked, flat[keep], labels, nms_iou)[:max_detections]
-    return {"boxes": picked[kept], "scores": flat[keep][kept], "labels": labels[kept]}
+    found = picked[kept] if vote_iou is None else vote(picked, flat[keep], labels, kept, vote_iou, vote_power)
+    return {"boxes": found.astype(np.float32), "scores": flat[keep][kept], "labels": labels[kept]}

@@ -50,6 +50,6 @@ def test_a_few_images_are_memorised(tmp_path):
     model.eval()
     with torch.no_grad():
         found = detections(*model(images), anchors, coder, SIZE, score_threshold=0.05, nms_iou=0.5, top_k=1000,
-                           max_detections=100)
+                           max_detections=100, vote_iou=0.5, vote_power=2.0)
     result = detection_metrics(found, [{"boxes": b, "labels": lab} for b, lab in zip(boxes, labels)], classes)
     assert result["map_50"] >= 0.95, result

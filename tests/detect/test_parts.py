@@ -228,7 +228,8 @@ def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
     logits[0, 0, 0], logits[0, 1, 0] = 3.0, 2.0  # two overlapping class-0 boxes: keep the stronger
     logits[0, 2, 1] = 1.0  # same place, other class: kept
     logits[0, 3, 0] = -4.0  # score 0.018: under the threshold
-    post = {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}
+    post = {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100,
+            "vote_iou": None, "vote_power": 2.0}
     found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), **post)[0]
     assert found["labels"].tolist() == [0, 1]
     assert torch.allclose(found["boxes"][0], anchors[0]) and found["scores"][0] == torch.sigmoid(torch.tensor(3.0))
@@ -241,9 +242,33 @@ def test_post_processing_keeps_the_best_of_overlapping_boxes_per_class():
         if torch.equal(f, b)]
 
 
+def test_box_voting_moves_each_kept_box_to_the_score_weighted_mean_of_its_cluster():
+    """Two class-0 boxes overlapping by IoU 0.82 vote (weights score ** 2); a class-1 box in the same
+    place and a class-0 box overlapping by 0.33 do not; the scores and the order stay NMS's."""
+    from pipeline.predict.postprocess import detections as numpy_detections
+
+    anchors = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [5, 0, 15, 10]], dtype=torch.float)
+    logits = torch.full((1, 4, 2), -10.0)
+    logits[0, 0, 0], logits[0, 1, 0], logits[0, 2, 1], logits[0, 3, 0] = 3.0, 2.0, 2.5, 1.0
+    post = {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100, "vote_iou": 0.5,
+            "vote_power": 2.0}
+    w = torch.sigmoid(torch.tensor([3.0, 2.0])) ** 2
+    merged = (w[0] * anchors[0] + w[1] * anchors[1]) / w.sum()  # x0 = 0.54, x1 = 10.54
+    found = detections(logits, torch.zeros(1, 4, 4), anchors, BoxCoder(), (64, 64), **post)[0]
+    got = numpy_detections(torch.sigmoid(logits[0]).numpy(), (anchors / 64).numpy(), (64, 64), **post)
+    assert found["labels"].tolist() == got["labels"].tolist() == [0, 1, 0]
+    expected = torch.stack([merged, anchors[2], anchors[3]])
+    torch.testing.assert_close(found["boxes"], expected)
+    torch.testing.assert_close(torch.from_numpy(got["boxes"]), expected)
+    torch.testing.assert_close(found["scores"], torch.sigmoid(torch.tensor([3.0, 2.5, 1.0])))
+
+
 @pytest.mark.parametrize("settings", [
-    {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100},
-    {"score_threshold": 0.3, "nms_iou": 0.4, "top_k": 40, "max_detections": 15},  # top-k cuts the candidates
+    {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100,
+     "vote_iou": None, "vote_power": 2.0},
+    {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100, "vote_iou": 0.5, "vote_power": 2.0},
+    {"score_threshold": 0.3, "nms_iou": 0.4, "top_k": 40, "max_detections": 15, "vote_iou": 0.3,
+     "vote_power": 1.0},  # top-k cuts the candidates; voters beyond the NMS cluster
 ])
 def test_predicts_numpy_post_processing_gives_the_pipelines_detections(settings):
     """The detector's post-processing (torchvision) and predict's (numpy) on the same raw outputs: with

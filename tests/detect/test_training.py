@@ -56,6 +56,12 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert {f"evaluation/{name}" for name in pictures} | {"evaluation/metrics.json"} <= logged
     assert {"eval_val_map_50", "eval_val_best_f1", "anchor_recall_fitted", "anchor_recall_preset"} <= set(
         client.get_run(run.info.run_id).data.metrics)
+    info = json.loads((tmp_path / "det/model.json").read_text())  # as written by a pipeline without box voting
+    assert info["postprocess"]["vote_iou"] == cfg.train.detector.postprocess.vote_iou
+    del info["postprocess"]["vote_iou"]
+    (tmp_path / "det/model.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"model.json: no postprocess vote_iou; train it again"):
+        load_detector(tmp_path / "det")
 
 
 def test_a_lone_last_training_image_waits_for_the_next_epoch(tiny_data):

@@ -87,7 +87,8 @@ def test_float_noise_that_reorders_dense_candidates_is_tolerated():
     boxes = np.clip(np.concatenate([centres - 8, centres + 8], 1) / 160, 0, 1).astype(np.float32)
     scores = rng.uniform(0.30, 0.31, (4000, 3)).astype(np.float32)  # 12,000 candidates within 0.01
     noisy = (scores + rng.normal(0, 2e-6, scores.shape)).astype(np.float32)
-    settings = {"score_threshold": 0.3, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}
+    settings = {"score_threshold": 0.3, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100,
+                "vote_iou": 0.5, "vote_power": 2.0}
     reference, candidate = (numpy_detections(s, boxes, (160, 160), **settings) for s in (scores, noisy))
     assert not np.array_equal(reference["labels"], candidate["labels"])  # the lists do differ
     raw = [{"boxes": boxes * 160, "scores": scores}], [{"boxes": boxes * 160, "scores": noisy}]
@@ -111,7 +112,8 @@ def dense_detector(size=(96, 96), score_threshold: float = 0.3) -> tuple[Detecto
     for p in net.class_heads.parameters():
         torch.nn.init.normal_(p, std=0.2)
     anchors = make_anchors(net.grids, spec, size)
-    post = {"score_threshold": score_threshold, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}
+    post = {"score_threshold": score_threshold, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100,
+            "vote_iou": 0.5, "vote_power": 2.0}
     return DetectorGraph(net, anchors, BoxCoder("ssd", (0.1, 0.2)), size).eval(), post
 
 

@@ -59,7 +59,8 @@ def test_predict_resizes_as_the_pipelines_eval_transform_does(mode, shape, size)
 def detector_bundle(resize: str, outputs) -> Bundle:
     spec = {"task": "detector", "labels": ["a"], "input": "images",
             "preprocessing": {"input_size": [160, 160], "resize": resize, "pad_fill": 114},
-            "postprocessing": {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10}}
+            "postprocessing": {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10,
+                               "vote_iou": 0.5, "vote_power": 2.0}}
     return Bundle(Path("."), spec, FixedSession(outputs))
 
 

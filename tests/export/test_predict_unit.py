@@ -135,7 +135,8 @@ def test_the_detector_writes_coco_results_in_image_pixels_and_draws_strong_boxes
         boxes = np.tile(np.array([[[2, 2, 6, 6], [0, 0, 4, 4]]], np.float32) / 8, (n, 1, 1))
         return [scores, boxes]
 
-    post = {"score_threshold": 0.1, "nms_iou": 0.5, "top_k": 10, "max_detections": 5}
+    post = {"score_threshold": 0.1, "nms_iou": 0.5, "top_k": 10, "max_detections": 5,
+            "vote_iou": 0.5, "vote_power": 2.0}
     b = bundle("detector", outputs, preprocessing=IMAGE, postprocessing=post)
     status = cli.run(b, [str(images / "red.png"), str(images / "sub/blue.png")], tmp_path / "d.json",
                      tmp_path / "pics/new", 16, quiet=True)  # a folder made with its parents
@@ -287,9 +288,12 @@ def random_outputs(seed: int, anchors: int = 300, classes: int = 3):
 
 
 @pytest.mark.parametrize("seed, settings", [
-    (0, {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100}),
-    (1, {"score_threshold": 0.5, "nms_iou": 0.3, "top_k": 50, "max_detections": 20}),
-    (2, {"score_threshold": 0.9, "nms_iou": 0.7, "top_k": 1000, "max_detections": 1000}),
+    (0, {"score_threshold": 0.05, "nms_iou": 0.5, "top_k": 1000, "max_detections": 100,
+         "vote_iou": None, "vote_power": 2.0}),
+    (1, {"score_threshold": 0.5, "nms_iou": 0.3, "top_k": 50, "max_detections": 20,
+         "vote_iou": None, "vote_power": 2.0}),
+    (2, {"score_threshold": 0.9, "nms_iou": 0.7, "top_k": 1000, "max_detections": 1000,
+         "vote_iou": None, "vote_power": 2.0}),
 ])
 def test_numpy_postprocessing_equals_torchvisions(seed, settings):
     """predict's numpy post-processing (threshold, top-k, per-class NMS, cut) against the pipeline's
@@ -397,7 +401,8 @@ def test_predict_main_loads_a_bundle_and_classifies(images, tmp_path, capsys):
 
 
 def test_a_tiled_detector_bundle_without_its_tile_settings_is_refused(tmp_path):
-    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10}
+    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 100, "max_detections": 10,
+            "vote_iou": 0.5, "vote_power": 2.0}
     spec = {"task": "detector", "labels": ["a"], "input": "images", "postprocessing": post, **FORMAT,
             "preprocessing": {"input_size": [8, 8], "resize": "tile", "pad_fill": 114}}
     with pytest.raises(ValueError, match=r"missing key 'preprocessing.tiles.overlap'"):
@@ -414,7 +419,8 @@ def test_bundle_json_that_does_not_describe_its_model_is_refused(tmp_path):
     and version that export records: each one line naming bundle.json, before any image is read."""
     folder = onnx_bundle(tmp_path / "bundle")
     spec = json.loads((folder / "bundle.json").read_text())
-    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 10, "max_detections": 5}
+    post = {"score_threshold": 0.5, "nms_iou": 0.5, "top_k": 10, "max_detections": 5,
+            "vote_iou": 0.5, "vote_power": 2.0}
     for edit, message in (({"labels": ["apple", "bee", "cat"]}, "3 labels for a model with 2 classes"),
                           ({"task": "detector", "postprocessing": post},
                            "outputs probabilities are not a detector's .scores, boxes.: bundle.json's 'task'"),
