@@ -7,11 +7,11 @@ post-processing variant.
 
 A variant sets keys of `train.detector.postprocess` on top of what each model was trained with
 (default variants: NMS alone, and box voting among the boxes overlapping by more than 0.5, 0.6
-and 0.7 with weights score ** 1, 2 and 4). Prints every model,
-then a table per variant of mean ± sd over the models (seeds): validation and test mAP@0.5,
-mAP@[.5:.95] and mAP@0.75. The split, the eval pipeline and the checkpoint are the work folder's,
-so the variants differ in their post-processing alone. Several work folders of one dataset (runs with
-other seeds) are pooled: their split is the project's.
+and 0.7 with weights score ** 1, 2 and 4). Prints every model, then a table per variant of mean ±
+sd over the models (seeds): validation and test mAP@0.5, mAP@[.5:.95] and mAP@0.75. The split, the
+eval pipeline and the checkpoint are the work folder's, so the variants differ in their post-processing
+alone. Several work folders of one dataset (runs with other seeds) are pooled: their split is the
+project's.
 """
 
 from __future__ import annotations
