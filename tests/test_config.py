@@ -30,6 +30,21 @@ def test_params_yaml_is_exactly_the_composed_conf(tmp_path):
     load_params(PROJECT_ROOT / "params.yaml")  # and it passes the schema
 
 
+
+def test_a_composition_is_reused_as_a_copy_until_a_conf_file_changes(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    first = compose(["data=synthetic_tiny"], conf)
+    lr = first.train.classifier.lr
+    first.train.classifier.lr = lr * 10  # a caller's change stays its own
+    assert compose(["data=synthetic_tiny"], conf).train.classifier.lr == lr
+    settings = conf / "train/classifier/default.yaml"
+    text = settings.read_text()
+    assert f"\nlr: {lr}\n" in text
+    settings.write_text(text.replace(f"\nlr: {lr}\n", f"\nlr: {lr}5\n"))  # an edit under conf/ composes anew
+    assert compose(["data=synthetic_tiny"], conf).train.classifier.lr == float(f"{lr}5")
+    assert compose(["data=synthetic_tiny", "train.classifier.lr=0.5"], conf).train.classifier.lr == 0.5
+
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml") if p.stem[0] != "_"))
 def test_every_data_option_composes_to_a_valid_config_with_models_that_fit(option):
     cfg = compose([f"data={option}"])  # validated: schema and models
