@@ -146,18 +146,28 @@ def test_image_folders_root_image_and_empty_class_folder(tmp_path):
     assert any("bird: empty class folder; class 'bird' is left out" in w for w in stats["warnings"])
 
 
+# The training stage as DVC runs it, saying at its exit whether it imported torch.
+REPORT_TORCH = ("import atexit, runpy, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+                "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def train_stage_reporting_torch(tiny_data, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", REPORT_TORCH, "stages/train.py", "classifier", "--params",
+                           str(tmp_path / "params.yaml"), "--manifest", str(tiny_data / "prepared/manifest.json"),
+                           "--pipelines", str(tiny_data / "augment"), "--out", str(tmp_path / "model")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_an_unreachable_tracking_server_is_one_line_before_any_work(tiny_data, tmp_path):
     cfg = compose(["data=synthetic_tiny", "logger.tracking_uri=http://127.0.0.1:9"])
     OmegaConf.save(cfg, tmp_path / "params.yaml")
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "stages/train.py", "classifier", "--params", str(tmp_path / "params.yaml"),
-                           "--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines",
-                           str(tiny_data / "augment"), "--out", str(tmp_path / "model")],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    done = train_stage_reporting_torch(tiny_data, tmp_path)
     assert time.monotonic() - start < 60  # no minutes of retries (the check itself: the next test)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         "error: MLflow tracking server http://127.0.0.1:9 is not reachable ([Errno 111] Connection refused); start "
         "it, or unset logger.tracking_uri and $MLFLOW_TRACKING_URI to log to the project's local store"]
+    assert done.stdout.splitlines()[-1] == "torch imported: False"  # refused before the deep-learning imports
     assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]  # no model, no work folder
 
 
@@ -184,13 +194,11 @@ def test_a_damaged_tracking_store_is_one_line_before_any_work(tiny_data, tmp_pat
     store.write_bytes(b"SQLite format 3\x00" + bytes(84) + b"not the rest of a database" * 200)
     cfg = compose(["data=synthetic_tiny", f"logger.local_store={store}"])
     OmegaConf.save(cfg, tmp_path / "params.yaml")
-    done = subprocess.run([sys.executable, "stages/train.py", "classifier", "--params", str(tmp_path / "params.yaml"),
-                           "--manifest", str(tiny_data / "prepared/manifest.json"), "--pipelines",
-                           str(tiny_data / "augment"), "--out", str(tmp_path / "model")],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    done = train_stage_reporting_torch(tiny_data, tmp_path)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         f"error: MLflow store {store} is damaged (file is not a database); move it aside and start a new one there "
         "(or set logger.local_store): its runs are lost unless you have a copy"]
+    assert done.stdout.splitlines()[-1] == "torch imported: False"
     assert not (tmp_path / "model").exists()
 
 
