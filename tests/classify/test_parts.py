@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,8 @@ from pipeline.classify.settings import ClassifierTrain
 from pipeline.config import compose
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable
-from pipeline.transfer import TrainingPlan, phase_schedule
+from pipeline.schema import Optimizer, OptimizerName
+from pipeline.transfer import TrainingPlan, make_optimizer, phase_schedule
 from tests.helpers import classifier_model
 
 
@@ -126,6 +129,34 @@ def test_a_frozen_stem_keeps_its_weights_and_statistics_while_the_rest_trains():
     after = {k: v for layer in module.net.stem() for k, v in layer.state_dict().items()}
     assert all(torch.equal(stem[k], after[k]) for k in stem)  # weights and batch-norm running statistics
     assert any(not torch.equal(a, b) for a, b in zip(later_before, later.parameters()))
+
+
+@pytest.mark.parametrize("name", [OptimizerName.adamw, OptimizerName.adam])
+def test_the_adams_step_fused_on_the_cpu_as_torchs_loop_would(name):
+    module = transfer_module("small_alexnet", "none")
+    module.net.eval()  # no dropout: both networks see the same gradients
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert [group["fused"] for group in optimizer.param_groups] == [True] * len(optimizer.param_groups)
+    plain_net = copy.deepcopy(module.net)
+    spec = Optimizer(name=name, momentum=0.9)
+    fused = make_optimizer(spec, [{"params": module.net.parameters(), "lr": 1e-2}], 1e-2, 0.5)
+    plain = torch.optim.AdamW if name is OptimizerName.adamw else torch.optim.Adam
+    plain = plain(plain_net.parameters(), lr=1e-2, betas=(0.9, 0.999), weight_decay=0.5, foreach=False)
+    images, labels = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8), torch.tensor([0, 1, 0, 1])
+    for net, step in ((module.net, fused), (plain_net, plain)):
+        for _ in range(3):
+            step.zero_grad()
+            module.loss(net(images), labels).backward()
+            step.step()
+    for a, b in zip(module.net.parameters(), plain_net.parameters(), strict=True):  # within float rounding
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=5e-5)  # of a step of 1e-2
+
+
+def test_the_adams_take_torchs_default_on_a_device_without_the_fused_kernel():
+    weights = torch.nn.Linear(3, 2, device="meta")
+    optimizer = make_optimizer(Optimizer(name=OptimizerName.adamw, momentum=0.9), [{"params": weights.parameters()}],
+                               1e-3, 0.0)
+    assert optimizer.param_groups[0]["fused"] is None and len(optimizer.param_groups[0]["params"]) == 2
 
 
 def test_a_frozen_stem_on_a_network_without_one_is_an_error():
