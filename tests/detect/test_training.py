@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from pipeline.detect.evaluate import evaluate_detector
 from pipeline.detect.train import load_detector, train_detector, training_epochs
+from pipeline.precision import cpu_has_native_bf16
 from pipeline.tracking import tracking_uri
 from tests.conftest import tiny_config
 
@@ -31,6 +32,9 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
     assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
     assert run.data.params["derived.epochs"] == "2"  # an explicit number of epochs is kept
     assert 0 < float(run.data.params["derived.ema_decay"]) < 1
+    # its neck and heads trained in bf16 where the CPU has it natively (pipeline.precision)
+    assert run.data.params["derived.precision"] == "32-true"
+    assert run.data.params["derived.dense_layers_precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
     assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     net, anchors, coder, info = load_detector(tmp_path / "det")
     with torch.no_grad():
