@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
@@ -83,6 +83,35 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
     return root
 
 
+def built_in_parts(root: Path, parts: dict[str, Callable[[Path], None]]) -> Path:
+    """``root`` (a :func:`shared_folder`) filled by each of ``parts`` ({part: what builds it}), once per
+    test session. With several workers each part is built by the first worker to reach it: a worker
+    that finds a part being built takes the next one nobody has started, then waits for the others
+    (instead of every worker waiting, with one core busy, while one of them builds everything)."""
+
+    def build(part: str) -> None:
+        if not (root / f".{part}.built").is_file():
+            parts[part](root)
+            (root / f".{part}.built").touch()
+
+    started_elsewhere = []
+    for part in parts:
+        lock = FileLock(f"{root}.{part}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            started_elsewhere.append(part)
+            continue
+        try:
+            build(part)
+        finally:
+            lock.release()
+    for part in started_elsewhere:
+        with FileLock(f"{root}.{part}.lock"):
+            build(part)  # nothing when its builder finished; its error again when it failed
+    return root
+
+
 # The sweeps' prepared data (sweep.data_cache): keyed by the config it was made from, each entry
 # written whole or not at all (pipeline/sweep/data.py), so every sweep of the session shares it.
 @pytest.fixture(scope="session")
@@ -118,7 +147,14 @@ def empty_store(path: Path) -> Path:
     template, where MLflow would run its schema migrations for each new store (about 1.2 s on 2 cores)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(empty_store_template(), path)
+        copy = path.with_name(f".{path.name}.{os.getpid()}")
+        shutil.copyfile(empty_store_template(), copy)
+        try:  # whole or not at all, and never over a store another process made (and may have written) meanwhile
+            os.link(copy, path)
+        except FileExistsError:
+            pass
+        finally:
+            copy.unlink()
     return path
 
 
@@ -144,26 +180,31 @@ TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.c
                                            "model/classifier@model.multilabel=small_alexnet"])}
 
 
-# One tiny trained and exported model per task (export, predict, bad-input and load tests).
+# One tiny trained and exported model per task (export, predict, bad-input and load tests), the
+# tasks built side by side by the workers that need them, into one MLflow store.
 @pytest.fixture(scope="session")
 def bundles(tiny_data, tmp_path_factory) -> Path:
-    return built_once(tmp_path_factory, "bundles", lambda root: train_and_export_each_task(tiny_data, root))
+    return built_in_parts(shared_folder(tmp_path_factory, "bundles"), {
+        task: functools.partial(train_and_export, task, tiny_data) for task in sorted(TRAIN, key=TRAIN_ORDER.index)})
 
 
-def train_and_export_each_task(tiny_data: Path, root: Path) -> None:
+TRAIN_ORDER = ["detector", "fcn", "classifier", "multilabel"]  # the longest first: it ends the build
+
+
+def train_and_export(task: str, tiny_data: Path, root: Path) -> None:
     manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
-    for task, (train, overrides) in TRAIN.items():
-        cfg = tiny_config(root, *overrides)
-        train(cfg, manifest, pipelines, root / "models" / task)
-        metrics = None
-        if task == "multilabel":  # its bundle carries the thresholds its evaluation chose
-            metrics = root / "multilabel.json"
-            evaluate_multilabel(cfg, manifest, pipelines, root / "models" / task, metrics, root / "reports",
-                                root / "tables")
-        checked = export_bundle(task, cfg, root / "models" / task, manifest, metrics, root / task,
-                                root / f"parity_{task}.json")
-        assert checked["registry"]["version"] == 1
-        assert checked["registry"]["promoted"] == (metrics is not None)  # no metric: no alias
+    train, overrides = TRAIN[task]
+    cfg = tiny_config(root, *overrides)
+    train(cfg, manifest, pipelines, root / "models" / task)
+    metrics = None
+    if task == "multilabel":  # its bundle carries the thresholds its evaluation chose
+        metrics = root / "multilabel.json"
+        evaluate_multilabel(cfg, manifest, pipelines, root / "models" / task, metrics, root / "reports",
+                            root / "tables")
+    checked = export_bundle(task, cfg, root / "models" / task, manifest, metrics, root / task,
+                            root / f"parity_{task}.json")
+    assert checked["registry"]["version"] == 1
+    assert checked["registry"]["promoted"] == (metrics is not None)  # no metric: no alias
 
 
 # $MLFLOW_TRACKING_URI as the session found it. Lightning's MLFlowLogger and MLflow's fluent API

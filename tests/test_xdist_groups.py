@@ -1,8 +1,16 @@
 """`make test` runs with `--dist loadgroup`: the tests of one `xdist_group` run on one worker, so a
-group's module fixture (a trained model, a prepared dataset) is built once, not once per worker."""
+group's module fixture (a trained model, a prepared dataset) is built once, not once per worker; a
+session fixture that several workers wait for is built in parts, side by side, once each."""
 
+import multiprocessing
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import built_in_parts
 
 GROUPED = """
 import os
@@ -30,3 +38,29 @@ def test_the_tests_of_a_group_run_on_one_worker(tmp_path):
     workers = {path.name: path.read_text() for path in tmp_path.glob("*.worker")}
     assert len(workers) == 8, workers
     assert len(set(workers.values())) == 1, f"one group ran on several workers: {workers}"
+
+
+def build_parts(root: Path, start: multiprocessing.Barrier) -> None:
+    def build(part: str) -> Callable[[Path], None]:
+        def make(folder: Path) -> None:
+            with open(folder / f"{part}.by", "x") as out:  # "x": a second build of the part fails here
+                out.write(str(os.getpid()))
+            time.sleep(1.0)
+        return make
+
+    start.wait()
+    built_in_parts(root, {part: build(part) for part in "abcd"})
+    assert all((root / f"{part}.by").is_file() for part in "abcd")  # each returns once all parts are built
+
+
+def test_workers_that_need_a_shared_fixture_build_its_parts_side_by_side_once_each(tmp_path):
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    workers = [context.Process(target=build_parts, args=(tmp_path, start)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    builders = {part: (tmp_path / f"{part}.by").read_text() for part in "abcd"}
+    assert set(builders.values()) == {str(worker.pid) for worker in workers}, builders  # both built parts
