@@ -170,12 +170,13 @@ def tiny_config(tmp_path: Path, *overrides: str, seed_store: bool = True):
     return cfg
 
 
-TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
-                                           "model/classifier=small_alexnet"]),
-         # one epoch at twice the default learning rate: enough for its classes' APs to differ
+# The tiny training of each task, the longest first (the session's bundles are built in this order).
+TRAIN = {  # one epoch at twice the default learning rate: enough for the detector's classes' APs to differ
          "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
                                        "train.detector.batch_size=8", "train.detector.lr=0.004"]),
          "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"]),
+         "classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
+                                           "model/classifier=small_alexnet"]),
          "multilabel": (train_multilabel, ["train.multilabel.epochs=2", "train.multilabel.freeze_epochs=0",
                                            "model/classifier@model.multilabel=small_alexnet"])}
 
@@ -184,11 +185,8 @@ TRAIN = {"classifier": (train_classifier, ["train.classifier.epochs=1", "train.c
 # tasks built side by side by the workers that need them, into one MLflow store.
 @pytest.fixture(scope="session")
 def bundles(tiny_data, tmp_path_factory) -> Path:
-    return built_in_parts(shared_folder(tmp_path_factory, "bundles"), {
-        task: functools.partial(train_and_export, task, tiny_data) for task in sorted(TRAIN, key=TRAIN_ORDER.index)})
-
-
-TRAIN_ORDER = ["detector", "fcn", "classifier", "multilabel"]  # the longest first: it ends the build
+    return built_in_parts(shared_folder(tmp_path_factory, "bundles"),
+                          {task: functools.partial(train_and_export, task, tiny_data) for task in TRAIN})
 
 
 def train_and_export(task: str, tiny_data: Path, root: Path) -> None:
