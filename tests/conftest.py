@@ -13,6 +13,7 @@ from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
+from pipeline.allocator import keep_freed_memory
 from pipeline.augment.stage import run_augment
 from pipeline.classify.train import train_classifier
 from pipeline.config import compose
@@ -117,6 +118,10 @@ def built_in_parts(root: Path, parts: dict[str, Callable[[Path], None]]) -> Path
 @pytest.fixture(scope="session")
 def sweep_data_cache(tmp_path_factory) -> Path:
     return shared_folder(tmp_path_factory, "sweep-data")
+
+
+def pytest_configure(config) -> None:
+    keep_freed_memory()  # as the stages do: the tests train in their own processes too
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -23,6 +23,9 @@ def add_plugins() -> None:
 
 
 def entry() -> None:
+    from pipeline.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the trials train in this process
     add_plugins()
     import hydra
 
