@@ -3,7 +3,7 @@
 glibc serves a large allocation (from 128 kB, a threshold that grows only up to 32 MB) with fresh
 pages from the system and gives them back when it is freed, so every training step pays a page
 fault per 4 kB of its large activations and gradients again. `train@detector` of the default DAG on
-2 CPU cores: 163-167 s with 21-23 s of system time as glibc comes, 142-149 s with 5 s when freed
+2 CPU cores: 160-167 s with 21-23 s of system time as glibc comes, 142-149 s with 5 s when freed
 memory stays in the heap for the next step; the same peak memory and the same metrics to the last
 digit (docs/benchmarks.md, "Freed memory kept for reuse"). torch's CPU allocator has no cache of its
 own (only its GPU allocator has), so the setting is glibc's: what ``MALLOC_MMAP_MAX_=0
