@@ -1,5 +1,6 @@
 # The two commands of the README, each creating .venv first if it is missing or stale:
-#   make repro   runs the DVC pipeline (dvc repro) on the built-in synthetic dataset
+#   make repro   runs the DVC pipeline on the built-in synthetic dataset: dvc repro, with independent
+#                stages side by side (pipeline/repro.py; REPRO_JOBS=1 runs one at a time, as dvc repro)
 #   make test    runs the test suite
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -10,8 +11,9 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: repro test lint lock browser ui
 
+REPRO_JOBS ?= 2
 repro: $(STAMP)
-	dvc repro
+	python -m pipeline.repro --jobs $(REPRO_JOBS)
 
 # The tests run in parallel (pytest-xdist; TEST_WORKERS=0: in this process), one worker more than
 # cores: a worker waiting on a subprocess, a server or a fixture another worker builds leaves its

@@ -60,7 +60,7 @@ def test_detection_presets_train_the_detector_alone_and_the_built_in_data_every_
                  if p.stem[0] != "_" and get_source(compose([f"data={p.stem}"]).data.format).TASK == "detection"]
     assert {"voc", "coco", "kitti", "yolo", "csv", "raccoon", "bccd"} <= set(detection)
     for option in detection:
-        expected = ["classifier", "fcn", "detector", "multilabel"] if option in ("synthetic", "synthetic_tiny") else [
+        expected = ["detector", "fcn", "classifier", "multilabel"] if option in ("synthetic", "synthetic_tiny") else [
             "detector"]
         assert list(compose([f"data={option}"]).data.models) == expected, option
 

@@ -18,7 +18,8 @@ LAYERS = {
         "pipeline.precision", "pipeline.throughput", "pipeline.transfer", "pipeline.lr_finder",
         "pipeline.epoch_tables", "pipeline.tracking", "pipeline.tracking_offline", "pipeline.training"),
     "tasks": ("pipeline.classify", "pipeline.detect", "pipeline.heatmap", "pipeline.multilabel"),
-    "products: export, sweeps, tools": ("pipeline.export", "pipeline.sweep", "pipeline.evaluate_on", "pipeline.ui"),
+    "products: export, sweeps, tools": ("pipeline.export", "pipeline.sweep", "pipeline.evaluate_on", "pipeline.ui",
+                                        "pipeline.repro"),
 }
 
 

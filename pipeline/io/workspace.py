@@ -3,8 +3,8 @@
 DVC lets a second `dvc exp run` start in a workspace where one is running: it writes its params
 to params.yaml at once, so the first run's later stages would train with the second one's
 params and register that model as theirs. Each stage that DVC runs claims the workspace for the
-`dvc` process above it (``.dvc/tmp/pipeline-run.json``: its pid, start time and params.yaml's
-digest when it claimed it):
+`dvc` process above it, or for `make repro`'s runner (pipeline/repro.py) that started that `dvc`
+(``.dvc/tmp/pipeline-run.json``: its pid, start time and params.yaml's digest when it claimed it):
 
 - a stage of another `dvc` process that is still alive stops at once, pointing to
   `dvc exp run --queue` and `--temp` (each runs in a copy of the project of its own);
@@ -30,12 +30,21 @@ from pathlib import Path
 import psutil
 
 CLAIM = Path(".dvc/tmp/pipeline-run.json")
+# Set by pipeline/repro.py for the stages it starts (its pid): their run is the runner's.
+RUNNER_ENV = "PIPELINE_REPRO_PID"
 
 
 def dvc_process() -> psutil.Process | None:
-    """The nearest `dvc` process above this one (DVC runs a stage's command through a shell)."""
+    """The process that runs this stage's pipeline: `make repro`'s runner (pipeline/repro.py, which
+    starts a `dvc` process per stage) when it is above this one, else the nearest `dvc` process
+    above (DVC runs a stage's command through a shell)."""
     with contextlib.suppress(psutil.Error):
-        for process in psutil.Process().parents():
+        parents = psutil.Process().parents()
+        runner = os.environ.get(RUNNER_ENV, "")
+        for process in parents:
+            if runner.isdigit() and process.pid == int(runner):
+                return process
+        for process in parents:
             if any(Path(arg).name == "dvc" for arg in process.cmdline()[:3]):  # dvc, python dvc, python -m dvc
                 return process
     return None
