@@ -168,6 +168,23 @@ def check_sqlite(path: Path) -> None:
                          "(or set logger.local_store): its runs are lost unless you have a copy")
 
 
+@contextlib.contextmanager
+def first_use_guard(uri: str) -> Iterator[None]:
+    """Held while a process opens a local SQLite store and makes its experiment. MLflow's tracking
+    store creates its tables on first use without a lock, so two stages that start at once on a new
+    store (`make repro` runs two side by side) would both create them and one would fail; the second
+    waits here and finds them made. A server serialises this itself."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    store = Path(uri.removeprefix("sqlite:///"))
+    with open(store.with_name(store.name + ".lock"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
     """(tracking URI, experiment id), creating the experiment on first use."""
     from mlflow.exceptions import MlflowException
@@ -176,15 +193,16 @@ def ensure_experiment(cfg, name: str | None = None) -> tuple[str, str]:
     uri = tracking_uri(cfg)
     name = name or cfg.experiment
     check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(name)
-    if found is None:
-        try:
-            client.create_experiment(name, artifact_location=artifact_location(cfg, uri),
-                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-        except MlflowException:  # created meanwhile by a parallel run
-            pass
+    with first_use_guard(uri):
+        client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                client.create_experiment(name, artifact_location=artifact_location(cfg, uri),
+                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            except MlflowException:  # created meanwhile by a run with another store guard (a server)
+                pass
+            found = client.get_experiment_by_name(name)
     if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment made before this tag
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     if found.tags.get(RUNS_VIEW_TAG) != runs_view():  # new, or made when the tasks' headlines differed

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -136,3 +138,29 @@ def test_metrics_of_any_class_name_reach_the_run_under_distinct_valid_keys(tmp_p
     assert sorted(logged.values()) == [i / 10 for i in range(len(names))]
     assert logged["eval_val_recall_plain"] == 0.6 and logged["eval_val_recall_a_b"] == 0.4  # valid names kept
     assert logged["eval_val_recall_dolphin _bottlenose_"] == 0.1
+
+
+# A stage that opens a new local store, with the gap between MLflow's check for its tables and their
+# creation widened (in MLflow it is unguarded), then makes the experiment.
+FIRST_USE = """import sys, time
+sys.path.insert(0, {root!r})
+import mlflow.store.db.utils as db
+create = db._initialize_tables
+db._initialize_tables = lambda engine: (time.sleep(1.0), create(engine))
+from omegaconf import OmegaConf
+from pipeline.tracking import ensure_experiment
+print(ensure_experiment(OmegaConf.create({{"tracking_uri": None, "local_store": "mlruns/mlflow.db",
+                                          "artifact_root": "mlruns/artifacts", "experiment": "cv-pipeline"}}))[1])
+"""
+
+
+def test_two_stages_that_start_at_once_on_a_new_store_both_log_to_one_experiment(tmp_path):
+    script = FIRST_USE.format(root=str(Path(__file__).resolve().parents[1]))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    stages = [subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    done = [stage.communicate(timeout=120) for stage in stages]
+    assert [stage.returncode for stage in stages] == [0, 0], [err[-2000:] for _, err in done]
+    assert done[0][0] == done[1][0] and done[0][0].strip()  # the same experiment id
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}")
+    assert [e.name for e in client.search_experiments()].count("cv-pipeline") == 1
