@@ -32,6 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import networkx as nx
+
+from pipeline.cli import user_errors
 from pipeline.hardware import usable_cores
 from pipeline.io.workspace import RUNNER_ENV  # the workspace is claimed for the runner, not each stage's dvc
 
@@ -45,24 +48,20 @@ class Dag:
     order: list[str]
     needs: dict[str, set[str]]
 
-    def downstream(self) -> dict[str, set[str]]:
-        after: dict[str, set[str]] = {name: set() for name in self.order}
-        for name, needs in self.needs.items():
-            for need in needs:
-                after[need].add(name)
-        return after
+    def graph(self) -> nx.DiGraph:
+        """An edge from each stage to each stage it depends on (as DVC's own graph)."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.order)
+        graph.add_edges_from((name, need) for name, needs in self.needs.items() for need in needs)
+        return graph
 
     def limited_to(self, targets: list[str]) -> Dag:
         """The targets and every stage they depend on (as `dvc repro <targets>`)."""
         unknown = [t for t in targets if t not in self.needs]
         if unknown:
             raise ValueError(f"no stage named {', '.join(unknown)} in dvc.yaml (the stages: {', '.join(self.order)})")
-        keep, todo = set(), list(targets)
-        while todo:
-            name = todo.pop()
-            if name not in keep:
-                keep.add(name)
-                todo.extend(self.needs[name])
+        graph = self.graph()
+        keep = set(targets).union(*(nx.descendants(graph, t) for t in targets))
         return Dag([n for n in self.order if n in keep], {n: self.needs[n] & keep for n in keep})
 
 
@@ -80,15 +79,9 @@ def read_dag(root: Path) -> Dag:
 
 def critical_paths(dag: Dag, seconds: dict[str, float]) -> dict[str, float]:
     """Each stage's seconds plus the longest chain of stages after it (unknown stages count 0)."""
-    after, path = dag.downstream(), {}
-
-    def longest(name: str) -> float:
-        if name not in path:
-            path[name] = seconds.get(name, 0.0) + max((longest(n) for n in after[name]), default=0.0)
-        return path[name]
-
-    for name in dag.order:
-        longest(name)
+    graph, path = dag.graph(), {}
+    for name in nx.topological_sort(graph):  # every stage before the stages it depends on
+        path[name] = seconds.get(name, 0.0) + max((path[n] for n in graph.predecessors(name)), default=0.0)
     return path
 
 
@@ -188,6 +181,7 @@ def load_seconds(root: Path) -> dict[str, float]:
         return {}
 
 
+@user_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

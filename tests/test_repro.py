@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.hardware import usable_cores
-from pipeline.repro import Running, Scheduler
+from pipeline.repro import Dag, Running, Scheduler, critical_paths
 from tests.conftest import PROJECT_ROOT
 
 # Each stage claims the workspace as the project's stages do (pipeline/io/workspace.py), notes when it
@@ -97,7 +97,7 @@ def test_targets_run_with_what_they_depend_on_and_an_unknown_one_is_named(projec
     assert ran(project, "left")["threads"] == "3"  # the user's own setting is kept
     assert not (project / "right.json").exists() and not (project / "last.json").exists()
     wrong = repro(project, "lfet")
-    assert wrong.returncode != 0 and "no stage named lfet in dvc.yaml" in wrong.stderr
+    assert wrong.returncode == 1 and wrong.stderr.startswith("error: no stage named lfet in dvc.yaml")
 
 
 def test_a_stage_line_shows_the_last_state_of_a_progress_bar():
@@ -115,3 +115,11 @@ def test_a_stage_line_shows_the_last_state_of_a_progress_bar():
     for final in (False, False, False, True):
         scheduler.relay("train@x", job, stream, final)
     assert scheduler.out.getvalue() == b"train@x | Epoch 0: 100%\ntrain@x | val loss 0.1\n"
+
+
+def test_the_longest_known_path_to_the_end_of_the_dag_goes_first():
+    dag = Dag(["first", "left", "right", "last"],
+              {"first": set(), "left": {"first"}, "right": {"first"}, "last": {"left", "right"}})
+    paths = critical_paths(dag, {"first": 1.0, "left": 2.0, "right": 5.0, "last": 3.0})
+    assert paths == {"first": 9.0, "left": 5.0, "right": 8.0, "last": 3.0}
+    assert dag.limited_to(["left"]).order == ["first", "left"]
