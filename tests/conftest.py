@@ -8,21 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
 from pipeline.allocator import keep_freed_memory
-from pipeline.augment.stage import run_augment
-from pipeline.classify.train import train_classifier
 from pipeline.config import compose
-from pipeline.data.prepare import prepare
-from pipeline.detect.train import train_detector
-from pipeline.export.build import export_bundle
-from pipeline.heatmap.train import train_fcn
-from pipeline.multilabel.evaluate import evaluate_multilabel
-from pipeline.multilabel.train import train_multilabel
+from pipeline.tasks import get_task
+
+# Nothing here imports torch, Lightning or MLflow at module level: `pytest -n N`'s controller loads
+# this file too and runs no test (about 8 s of one core before the workers start); the workers
+# import them with the test modules.
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVPIPE_SHARED_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
@@ -51,6 +47,9 @@ def shared_datasets() -> Path:
 
 def prepare_and_augment(cfg, root: Path, seed: int = 42) -> Path:
     """The `prepare` and `augment` stages of ``cfg`` into ``root`` (prepared/, augment/); the manifest."""
+    from pipeline.augment.stage import run_augment
+    from pipeline.data.prepare import prepare
+
     prepare(cfg.data, seed, root / "prepared", root / "rp", root / "m.json")
     run_augment(cfg.augment, root / "prepared/manifest.json", root / "augment", root / "ra", seed)
     return root / "prepared/manifest.json"
@@ -61,6 +60,8 @@ if WORKER:
     # `make test` runs a worker per core and one more: one thread each, in this process and in the
     # stages and commands it starts (torch's default, a thread per core, would oversubscribe the cores).
     os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -175,15 +176,16 @@ def tiny_config(tmp_path: Path, *overrides: str, seed_store: bool = True):
     return cfg
 
 
-# The tiny training of each task, the longest first (the session's bundles are built in this order).
+# The tiny training of each task (its overrides; the training is the task's, pipeline/tasks.py), the
+# longest first (the session's bundles are built in this order).
 TRAIN = {  # one epoch at twice the default learning rate: enough for the detector's classes' APs to differ
-         "detector": (train_detector, ["train.detector.epochs=1", "train.detector.freeze_epochs=0",
-                                       "train.detector.batch_size=8", "train.detector.lr=0.004"]),
-         "fcn": (train_fcn, ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"]),
-         "classifier": (train_classifier, ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
-                                           "model/classifier=small_alexnet"]),
-         "multilabel": (train_multilabel, ["train.multilabel.epochs=2", "train.multilabel.freeze_epochs=0",
-                                           "model/classifier@model.multilabel=small_alexnet"])}
+         "detector": ["train.detector.epochs=1", "train.detector.freeze_epochs=0", "train.detector.batch_size=8",
+                      "train.detector.lr=0.004"],
+         "fcn": ["train.fcn.epochs=1", "train.fcn.dense.epochs=1"],
+         "classifier": ["train.classifier.epochs=1", "train.classifier.freeze_epochs=0",
+                        "model/classifier=small_alexnet"],
+         "multilabel": ["train.multilabel.epochs=2", "train.multilabel.freeze_epochs=0",
+                        "model/classifier@model.multilabel=small_alexnet"]}
 
 
 # One tiny trained and exported model per task (export, predict, bad-input and load tests), the
@@ -195,15 +197,16 @@ def bundles(tiny_data, tmp_path_factory) -> Path:
 
 
 def train_and_export(task: str, tiny_data: Path, root: Path) -> None:
+    from pipeline.export.build import export_bundle
+
     manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
-    train, overrides = TRAIN[task]
-    cfg = tiny_config(root, *overrides)
-    train(cfg, manifest, pipelines, root / "models" / task)
+    cfg = tiny_config(root, *TRAIN[task])
+    get_task(task).step("train")(cfg, manifest, pipelines, root / "models" / task)
     metrics = None
     if task == "multilabel":  # its bundle carries the thresholds its evaluation chose
         metrics = root / "multilabel.json"
-        evaluate_multilabel(cfg, manifest, pipelines, root / "models" / task, metrics, root / "reports",
-                            root / "tables")
+        get_task(task).step("evaluate")(cfg, manifest, pipelines, root / "models" / task, metrics, root / "reports",
+                                        root / "tables")
     checked = export_bundle(task, cfg, root / "models" / task, manifest, metrics, root / task,
                             root / f"parity_{task}.json")
     assert checked["registry"]["version"] == 1

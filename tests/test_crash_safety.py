@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from pipeline.classify.train import train_classifier
 from pipeline.config import compose
+from pipeline.heatmap.train import train_fcn
 from pipeline.io.atomic import partial_dir
 from pipeline.tracking import tracking_uri
 from tests.conftest import PROJECT_ROOT, tiny_config
@@ -118,9 +119,8 @@ def test_killed_training_resumes_to_the_same_result_and_its_run_never_stays_runn
     killed_after_one_epoch(tmp_path / "model", signal.SIGTERM)
     run_id = partial_run(tmp_path / "model")
     assert run_status(cfg, run_id) == "KILLED"
-    resumed = stage("train", tmp_path / "params.yaml", "classifier", *data, "--out", str(tmp_path / "model"),
-                    "--resume")
-    assert resumed.wait(timeout=300) == 0, stderr_of(resumed)
+    # resumed as `train.py --resume` does, in this process (the kill needed a process of its own)
+    train_classifier(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model", resume=True)
     assert json.loads((tmp_path / "model/run.json").read_text())["run_id"] == run_id  # the same run, continued
     assert run_status(cfg, run_id) == "FINISHED" and not partial_dir(tmp_path / "model").exists()
     history = MlflowClient(tracking_uri=tracking_uri(cfg.logger)).get_metric_history(run_id, "val_loss")
@@ -179,8 +179,7 @@ def test_the_heatmap_networks_dense_phase_resumes_in_the_same_run(tiny_data, tmp
     assert run_id == json.loads((partial_dir(out) / "classifier/run.json").read_text())["run_id"]  # one run
     assert run_status(cfg, run_id) == "KILLED"
     classifier_bytes = (partial_dir(out) / "classifier/best.ckpt").read_bytes()
-    resumed = stage("train", tmp_path / "params.yaml", "fcn", *data, "--out", str(out), "--resume")
-    assert resumed.wait(timeout=300) == 0, stderr_of(resumed)
+    train_fcn(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", out, resume=True)  # as --resume does
     assert (out / "fcn.pt").is_file() and (out / "classifier/best.ckpt").read_bytes() == classifier_bytes
     assert torch.load(out / "dense/last.ckpt", weights_only=True)["epoch"] == 2  # all three dense epochs
     assert json.loads((out / "run.json").read_text())["run_id"] == run_id and run_status(cfg, run_id) == "FINISHED"

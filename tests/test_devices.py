@@ -12,7 +12,7 @@ from tests.conftest import TRAIN, tiny_config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
     ["mps"] if torch.backends.mps.is_available() else [])
-CASES = {task: TRAIN[task][1] for task in TASKS}
+CASES = {task: TRAIN[task] for task in TASKS}
 CASES["classifier_cached_features"] = ["model/classifier=lite0", "train.classifier.epochs=2",
                                        "train.classifier.freeze_epochs=1", "train.classifier.cache_features=true"]
 

@@ -169,7 +169,8 @@ def stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_datasets, tmp_path):
+def test_classification_folders_run_the_classifier_chain_only_and_queued_experiments_log_to_the_projects_store(
+        repo_copy, shared_datasets, tmp_path):
     source = shared_datasets / "dolphins-and-seahorses"
     data = tmp_path / "folders"
     for name in ("dolphin", "seahorse"):
@@ -184,8 +185,8 @@ def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_
     assert ("data.models has 'detector', which needs detection data, but data.format=folders is classification "
             "data; train only what fits with -S 'data.models=[classifier]'") in refused.stdout + refused.stderr
     assert not (repo_copy / "data/prepared").exists()
-    out = run(["dvc", "exp", "run", *common, "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1"],
-              repo_copy)
+    common += ["-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=1"]
+    out = run(["dvc", "exp", "run", *common], repo_copy)
     assert stages_run(out) == {"prepare", "augment", "train@classifier", "evaluate@classifier", "export@classifier"}
     details = json.loads((repo_copy / "reports/classifier.json").read_text())
     assert details["val"]["count"] > 0
@@ -195,6 +196,66 @@ def test_classification_folders_run_the_classifier_chain_only(repo_copy, shared_
     assert (repo_copy / "models/classifier/best.ckpt").is_file()
     assert (repo_copy / "reports/classifier/confusion_val.png").is_file()
     assert_plotted(repo_copy, "models/classifier/epochs/val_loss.csv")
+    # this run committed, experiments queued on it: each runs in a temporary copy of the repository,
+    # from the prepared data in DVC's cache, and its training still logs to the project's store
+    queued_on(repo_copy, common, first_run=details["mlflow_run_id"])
+
+
+def queued_on(repo: Path, overrides: list[str], first_run: str) -> None:
+    """`dvc exp run --queue -S 'x=a,b'` + `dvc queue start` on the committed run of ``overrides``
+    (params.yaml is composed from conf/ and the overrides): each experiment runs in a temporary copy
+    of the repository, and its training still logs to the project's MLflow store ($DVC_ROOT),
+    beside ``first_run`` (the workspace's training)."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "the classifier on image folders"], repo)
+    run(["dvc", "exp", "run", "--queue", *overrides, "-S", "train.classifier.lr=0.001,0.01", "evaluate@classifier"],
+        repo)
+    run(["dvc", "queue", "start", "--jobs", "1"], repo)
+    # waited on through git, where each finished experiment leaves a ref (a `dvc queue status` takes
+    # seconds of the CPU the experiments need); then the queue's own word
+    baseline = run(["git", "rev-parse", "HEAD"], repo).strip()
+    deadline = time.monotonic() + 600
+    while True:
+        refs = run(["git", "for-each-ref", "--format=%(refname)", f"refs/exps/{baseline[:2]}/{baseline[2:]}/",
+                    "refs/exps/celery/failed"], repo).split()
+        if len(refs) >= 2 or "refs/exps/celery/failed" in refs:
+            break
+        assert time.monotonic() < deadline, run(["dvc", "queue", "status"], repo)
+        time.sleep(1)
+    while True:
+        status = run(["dvc", "queue", "status"], repo)
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert status.count("Success") == 2, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
+    experiments = {rev["name"]: rev for entry in shown for e in entry.get("experiments") or []
+                   for rev in e["revs"]}  # the baseline commit's experiments (the workspace has none)
+    assert len(experiments) == 2, shown
+    log = run(["dvc", "queue", "logs", next(iter(experiments))], repo)
+    assert "Stage 'prepare' didn't change, skipping" in log and "Running stage 'train@classifier'" in log, log
+    lrs, run_ids = set(), {}
+    for name, rev in experiments.items():
+        accuracy = rev["data"]["metrics"]["metrics/classifier.json"]["data"]["acc"]
+        assert 0 <= accuracy <= 1
+        lrs.add(rev["data"]["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
+        details = run(["git", "show", f"{rev['rev']}:reports/classifier.json"], repo)  # the row's run
+        run_ids[name] = json.loads(details)["mlflow_run_id"]
+    assert lrs == {0.001, 0.01}
+    store = repo / "mlruns/mlflow.db"
+    assert store.is_file(), "the queued experiments logged somewhere else than the project's store"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name("cv-pipeline").experiment_id],
+                              filter_string="tags.stage = 'train@classifier'")
+    assert first_run in {r.info.run_id for r in runs} and len(runs) == 3
+    runs = [r for r in runs if r.info.run_id != first_run]
+    assert {r.data.tags.get("dvc_experiment") for r in runs} == set(experiments)
+    assert {r.data.tags["dvc_experiment"]: r.info.run_id for r in runs} == run_ids  # each row leads to its run
+    assert {r.data.params["train.classifier.lr"] for r in runs} == {"0.001", "0.01"}
+    assert all("eval_val_accuracy" in r.data.metrics for r in runs)  # evaluation logged to the same run
 
 
 def test_voc_detection_runs_the_detector_alone_and_the_patch_classifier_is_one_override_away(repo_copy,
@@ -222,53 +283,3 @@ def test_voc_detection_runs_the_detector_alone_and_the_patch_classifier_is_one_o
     assert (repo_copy / "reports/detector/predictions_val.png").is_file()
     assert_plotted(repo_copy, "reports/detector_tables/pr/val/", "reports/detector_tables/confidence/val.csv",
                    "reports/detector_tables/confusion/val.csv", "models/detector/epochs/val_map_50.csv")
-
-
-def test_queued_dvc_experiments_run_and_log_to_the_projects_mlflow_store(repo_copy):
-    """`dvc exp run --queue -S 'x=a,b'` + `dvc queue start`: each experiment runs in a temporary copy
-    of the repository, and its training still logs to the project's MLflow store ($DVC_ROOT)."""
-    tiny = ["-S", "data=synthetic_tiny", "-S", "model/classifier=small_alexnet", "-S", "train.classifier.epochs=2"]
-    run(["dvc", "exp", "run", "--queue", *tiny, "-S", "train.classifier.lr=0.001,0.01", "evaluate@classifier"],
-        repo_copy)
-    run(["dvc", "queue", "start", "--jobs", "1"], repo_copy)
-    # waited on through git, where each finished experiment leaves a ref (a `dvc queue status` takes
-    # seconds of the CPU the experiments need); then the queue's own word
-    baseline = run(["git", "rev-parse", "HEAD"], repo_copy).strip()
-    deadline = time.monotonic() + 600
-    while True:
-        refs = run(["git", "for-each-ref", "--format=%(refname)", f"refs/exps/{baseline[:2]}/{baseline[2:]}/",
-                    "refs/exps/celery/failed"], repo_copy).split()
-        if len(refs) >= 2 or "refs/exps/celery/failed" in refs:
-            break
-        assert time.monotonic() < deadline, run(["dvc", "queue", "status"], repo_copy)
-        time.sleep(1)
-    while True:
-        status = run(["dvc", "queue", "status"], repo_copy)
-        if "Queued" not in status and "Running" not in status:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(1)
-    assert status.count("Success") == 2, status
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
-    experiments = {rev["name"]: rev for entry in shown for e in entry.get("experiments") or []
-                   for rev in e["revs"]}  # the baseline commit's experiments (the workspace has none)
-    assert len(experiments) == 2, shown
-    lrs, run_ids = set(), {}
-    for name, rev in experiments.items():
-        accuracy = rev["data"]["metrics"]["metrics/classifier.json"]["data"]["acc"]
-        assert 0 <= accuracy <= 1
-        lrs.add(rev["data"]["params"]["params.yaml"]["data"]["train"]["classifier"]["lr"])
-        details = run(["git", "show", f"{rev['rev']}:reports/classifier.json"], repo_copy)  # the row's run
-        run_ids[name] = json.loads(details)["mlflow_run_id"]
-    assert lrs == {0.001, 0.01}
-    store = repo_copy / "mlruns/mlflow.db"
-    assert store.is_file(), "the queued experiments logged somewhere else than the project's store"
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
-    runs = client.search_runs([client.get_experiment_by_name("cv-pipeline").experiment_id],
-                              filter_string="tags.stage = 'train@classifier'")
-    assert {r.data.tags.get("dvc_experiment") for r in runs} == set(experiments)
-    assert {r.data.tags["dvc_experiment"]: r.info.run_id for r in runs} == run_ids  # each row leads to its run
-    assert {r.data.params["train.classifier.lr"] for r in runs} == {"0.001", "0.01"}
-    assert all("eval_val_accuracy" in r.data.metrics for r in runs)  # evaluation logged to the same run

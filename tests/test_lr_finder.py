@@ -9,16 +9,17 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from pipeline.tasks import get_task
 from pipeline.tracking import tracking_uri
 from tests.conftest import TRAIN, tiny_config
 
 
 @pytest.mark.parametrize("task", ["classifier", "detector"])
 def test_the_finder_writes_its_picture_and_suggestion_and_the_training_uses_it(task, tiny_data, tmp_path):
-    train, overrides = TRAIN[task]
-    cfg = tiny_config(tmp_path, *overrides, f"train.{task}.lr_find.enabled=true", f"train.{task}.lr_find.steps=16",
+    cfg = tiny_config(tmp_path, *TRAIN[task], f"train.{task}.lr_find.enabled=true", f"train.{task}.lr_find.steps=16",
                       f"train.{task}.lr_find.min_lr=1e-5", f"train.{task}.lr_find.max_lr=0.5")
-    result = train(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "model")
+    result = get_task(task).step("train")(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment",
+                                          tmp_path / "model")
     found = json.loads((tmp_path / "model/lr_find.json").read_text())
     assert (tmp_path / "model/lr_find.png").stat().st_size > 10_000
     assert len(found["lr"]) == len(found["loss"]) >= 6 and found["lr"] == sorted(found["lr"])

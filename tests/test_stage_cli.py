@@ -50,3 +50,38 @@ def test_a_stage_run_as_a_script_exits_with_its_status_its_streams_and_exit_hand
         assert ("error: a user error" in done.stderr) == (case == "mistake")
         assert mark.read_text() == "exit handlers ran"
     assert (tmp_path / "thread.thread").read_text() == "done"
+
+
+def test_the_train_stage_hands_its_folders_and_resume_to_the_training_and_notes_its_seconds(tmp_path, monkeypatch):
+    """`train.py <model> --resume` (what a user runs after a killed training; tests/test_crash_safety.py
+    resumes through the same function in its own process) reaches the task's training as resume=True."""
+    import json
+    import runpy
+    import signal
+
+    from omegaconf import OmegaConf
+
+    import pipeline.classify.train as classifier_training
+    from tests.conftest import tiny_config
+
+    calls = []
+
+    def training(cfg, manifest, pipelines, out, **kwargs):
+        calls.append(((manifest, pipelines, out), kwargs))
+        os.makedirs(out, exist_ok=True)
+        (tmp_path / "model" / "run.json").write_text(json.dumps({"run_id": "r"}))
+        return {"metrics": {}, "epochs": 0, "run_id": "r"}
+
+    monkeypatch.setattr(classifier_training, "train_classifier", training)
+    OmegaConf.save(tiny_config(tmp_path), tmp_path / "params.yaml")
+    main = runpy.run_path(str(PROJECT_ROOT / "stages/train.py"))["main"]
+    handler = signal.getsignal(signal.SIGTERM)  # the stage's own (SIGTERM unwinds it) is not this process's
+    try:
+        for extra, resume in (([], False), (["--resume"], True)):
+            main(["classifier", "--params", str(tmp_path / "params.yaml"), "--manifest", "m.json", "--pipelines", "p",
+                  "--out", str(tmp_path / "model"), *extra])
+            assert calls.pop() == (("m.json", "p", str(tmp_path / "model")),
+                                   {"resume": resume, "preview": "reports/augment/classifier_preview.png"})
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert json.loads((tmp_path / "model/run.json").read_text())["train_seconds"] >= 0

@@ -21,7 +21,7 @@ INT8 = ["export.int8.enabled=true", "export.int8.calibration_images=16", "export
 
 @pytest.mark.parametrize("task", ["classifier", "detector"])
 def test_an_int8_model_is_shipped_with_its_check_and_predict_runs_it(task, bundles, tiny_data, tmp_path, capsys):
-    cfg = tiny_config(tmp_path, *TRAIN[task][1], *INT8, "export.int8.max_drop=1.0")
+    cfg = tiny_config(tmp_path, *TRAIN[task], *INT8, "export.int8.max_drop=1.0")
     checked = export_bundle(task, cfg, bundles / "models" / task, tiny_data / "prepared/manifest.json", None,
                             tmp_path / "bundle", tmp_path / "parity.json")
     report = checked["int8"]
@@ -46,7 +46,7 @@ def test_an_int8_model_is_shipped_with_its_check_and_predict_runs_it(task, bundl
 
 def test_an_int8_model_that_loses_too_much_is_not_shipped(bundles, tiny_data, tmp_path, capsys):
     # the decision is the task's metric against max_drop, whatever the task: the classifier's export is the quickest
-    cfg = tiny_config(tmp_path, *TRAIN["classifier"][1], *INT8, "export.int8.max_drop=-1.0")  # any drop is too much
+    cfg = tiny_config(tmp_path, *TRAIN["classifier"], *INT8, "export.int8.max_drop=-1.0")  # any drop is too much
     checked = export_bundle("classifier", cfg, bundles / "models/classifier", tiny_data / "prepared/manifest.json",
                             None, tmp_path / "bundle", tmp_path / "parity.json")
     assert checked["int8"]["shipped"] is False and not (tmp_path / "bundle" / INT8_FILE).exists()

@@ -83,19 +83,6 @@ def test_grid_sweep_is_a_parent_run_with_a_child_per_trial_and_goes_on_after_a_f
     assert best_params.train.classifier.lr == float(best.data.params["train.classifier.lr"])
 
 
-def test_a_sweep_where_no_trial_completes_fails_with_its_summary(tmp_path, sweep_data_cache):
-    sweep_dir = tmp_path / "grid"
-    done = subprocess.run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier", "train.classifier.epochs=1",
-                                        "train.classifier.lr=-1,-2", f"hydra.sweep.dir={sweep_dir}"),
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "sweep: 2 trials, 0 complete: no trial completed (a failed trial's run" in done.stderr
-    client, parent = client_for(tmp_path), read_parent(sweep_dir)
-    top = client.get_run(parent["run_id"])
-    assert top.info.status == "FAILED" and top.data.metrics["trials_failed"] == 2
-    assert (sweep_dir / "trials.csv").read_text().count("failed") == 2  # the summary is written all the same
-
-
 def test_optuna_sweep_killed_mid_trial_resumes_the_same_study_and_parent_run(tmp_path, sweep_data_cache):
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "optuna"
     command = sweep_command(tmp_path, sweep_data_cache, "sweep=classifier_optuna", "hydra.sweeper.n_trials=4",
@@ -157,21 +144,33 @@ def test_detector_trials_sweep_the_anchor_preset_and_score_val_map(tmp_path, swe
     assert "anchors@model.detector.anchors" in (sweep_dir / "trials.csv").read_text().splitlines()[0]
 
 
-def test_a_trial_the_pruner_stops_ends_pruned_after_fewer_epochs(tmp_path, sweep_data_cache):
+def test_a_pruned_trial_stops_after_fewer_epochs_and_a_sweep_where_no_trial_completes_fails_with_its_summary(
+        tmp_path, sweep_data_cache):
     """A pruner whose bound no accuracy reaches (ThresholdPruner, lower 1.01) stops the trial at the
     first epoch after its warm-up: PRUNED in the study, KILLED and tagged pruned in MLflow, with
-    fewer epochs logged than configured, and counted as pruned by the parent run."""
+    fewer epochs logged than configured, and counted as pruned by the parent run. With the other
+    trial failed (an invalid setting, enqueued first), no trial completed: the sweep exits 1 with its
+    summary, the parent run ends FAILED and the trials table is written all the same."""
     storage, sweep_dir = f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path / "pruned"
-    output = run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier_optuna", "hydra.sweeper.n_trials=1",
+    output = run(sweep_command(tmp_path, sweep_data_cache, "sweep=classifier_optuna", "hydra.sweeper.n_trials=2",
                                "train.classifier.epochs=4", f"hydra.sweep.dir={sweep_dir}",
                                f"hydra.sweeper.storage={storage}", "~hydra.sweeper.pruner",
                                "+hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.01,"
-                               "n_warmup_steps:1}"), status=1)  # its only trial pruned: no trial completed
-    assert "sweep: 1 trials, 0 complete: no trial completed" in output
-    (trial,) = optuna.load_study(study_name="classifier_optuna", storage=storage).get_trials()
+                               "n_warmup_steps:1}",
+                               "hydra.sweeper.enqueue=[{train.classifier.label_smoothing: 5.0}]"), status=1)
+    assert "sweep: 2 trials, 0 complete: no trial completed (a failed trial's run" in output
+    failed, trial = optuna.load_study(study_name="classifier_optuna", storage=storage).get_trials()
+    assert failed.state.name == "FAIL" and failed.params["train.classifier.label_smoothing"] == 5.0
     assert trial.state.name == "PRUNED" and sorted(trial.intermediate_values) == [0, 1]
     client, parent = client_for(tmp_path), read_parent(sweep_dir)
-    (child,) = children(client, parent)
+    runs = {r.data.tags["sweep.trial"]: r for r in children(client, parent)}
+    assert sorted(runs) == ["0", "1"]
+    assert runs["0"].info.status == "FAILED" and runs["0"].data.tags["sweep.state"] == "failed"
+    child = runs["1"]
     assert child.info.status == "KILLED" and child.data.tags["sweep.state"] == "pruned"
     assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 2  # of 4 epochs
-    assert client.get_run(parent["run_id"]).data.metrics["trials_pruned"] == 1
+    top = client.get_run(parent["run_id"])
+    assert top.info.status == "FAILED"
+    assert top.data.metrics["trials_pruned"] == 1 and top.data.metrics["trials_failed"] == 1
+    trials_table = (sweep_dir / "trials.csv").read_text()
+    assert trials_table.count("failed") == 1 and trials_table.count("pruned") == 1  # written all the same
