@@ -1,6 +1,7 @@
 """`make test` runs with `--dist loadgroup`: the tests of one `xdist_group` run on one worker, so a
 group's module fixture (a trained model, a prepared dataset) is built once, not once per worker; a
-session fixture that several workers wait for is built in parts, side by side, once each."""
+session fixture that several workers wait for is built in parts, side by side, once each; the
+controller, which runs no test, loads tests/conftest.py without the heavy libraries."""
 
 import multiprocessing
 import os
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import built_in_parts
+from tests.conftest import PROJECT_ROOT, built_in_parts
 
 GROUPED = """
 import os
@@ -64,3 +65,14 @@ def test_workers_that_need_a_shared_fixture_build_its_parts_side_by_side_once_ea
     assert [worker.exitcode for worker in workers] == [0, 0]
     builders = {part: (tmp_path / f"{part}.by").read_text() for part in "abcd"}
     assert set(builders.values()) == {str(worker.pid) for worker in workers}, builders  # both built parts
+
+
+def test_the_controller_loads_the_tests_conftest_without_torch_lightning_or_mlflow():
+    """`pytest -n N`'s controller imports tests/conftest.py before it starts the workers, and runs no
+    test: importing torch, Lightning and MLflow there held every worker back by about 8 s of one core."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}  # as in the controller
+    loaded = subprocess.run([sys.executable, "-c", "import sys, tests.conftest; "
+                             "print(sorted({'torch', 'lightning', 'mlflow'} & set(sys.modules)))"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
