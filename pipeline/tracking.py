@@ -177,11 +177,10 @@ def first_use_guard(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    import fcntl
+    from filelock import FileLock  # the operating system's lock, on any of them (DVC's own dependency)
 
     store = Path(uri.removeprefix("sqlite:///"))
-    with open(store.with_name(store.name + ".lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    with FileLock(store.with_name(store.name + ".lock")):
         yield
 
 
