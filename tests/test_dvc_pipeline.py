@@ -78,9 +78,13 @@ def declared_stages(repo: Path) -> set[str]:
     return set(run(["dvc", "stage", "list", "--name-only"], repo).split())
 
 
+def steps_of(model: str) -> tuple[str, ...]:
+    """The stages of one model's branch of the DAG, in the order they run."""
+    return ("prepare", "augment", *(f"{step}@{model}" for step in ("train", "evaluate", "export")))
+
+
 def chain(model: str) -> set[str]:
-    """The stages of one model's branch of the DAG."""
-    return {"prepare", "augment", *(f"{step}@{model}" for step in ("train", "evaluate", "export"))}
+    return set(steps_of(model))
 
 
 def assert_plotted(repo: Path, *tables: str) -> None:
@@ -102,8 +106,7 @@ SMALLEST = ["data=synthetic_tiny", "train.classifier.epochs=2", "train.classifie
 
 def assert_chains_in_order(out: str, models) -> None:
     for model in models:  # the DAG's branches
-        order = [out.index(f"Running stage '{s}'") for s in ("prepare", "augment", *(f"{step}@{model}" for step in (
-            "train", "evaluate", "export")))]
+        order = [out.index(f"Running stage '{s}'") for s in steps_of(model)]
         assert order == sorted(order), model
 
 
@@ -116,7 +119,7 @@ def test_dvc_repro_runs_prepare_then_is_a_no_op(repo_copy):
     assert {line.strip('"') for line in dag if line.startswith('"') and " -> " not in line} == set().union(
         *map(chain, models))
     for model in models:
-        steps = ("prepare", "augment", f"train@{model}", f"evaluate@{model}", f"export@{model}")
+        steps = steps_of(model)
         assert set(zip(steps, steps[1:])) <= edges, (model, sorted(edges))
     # run for real with the heatmap network's chain alone, the one export run through DVC here: the
     # classifier's and the detector's chains run up to their evaluation in the tests below (image folders,
