@@ -17,7 +17,7 @@ from pipeline.data.sources import get_source
 from pipeline.hardware import check_loading, check_trainer
 from pipeline.io.workspace import claim_for_dvc_stage
 from pipeline.schema import ConfigError, validate
-from pipeline.tasks import TASKS, resolve
+from pipeline.tasks import LAST, TASKS, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -46,9 +46,13 @@ def check_models(cfg, source: str = "params.yaml") -> None:
     training monitor its task does not log."""
     for task in TASKS.values():
         chosen = cfg.train[task.name].monitor
-        if chosen not in task.monitors:
+        if chosen not in (*task.monitors, LAST):
             raise ValueError(f"{source}: train.{task.name}.monitor: {chosen!r} is not a metric the {task.name} "
-                             f"logs every epoch; choose one of {', '.join(task.monitors)}")
+                             f"logs every epoch; choose one of {', '.join(task.monitors)}, or {LAST}")
+        if chosen == LAST and cfg.train[task.name].early_stopping_patience is not None:
+            raise ValueError(f"{source}: train.{task.name}.early_stopping_patience needs a metric to watch, and "
+                             f"monitor is {LAST}; set monitor to one of {', '.join(task.monitors)}, or the "
+                             f"patience to null")
     kind = data_kind(cfg.data.format)
     for name in cfg.data.models:
         if name not in TASKS:

@@ -121,6 +121,12 @@ def get_task(name: str) -> Task:
         raise ValueError(f"{name!r} is not a task; choose one of {', '.join(TASKS)}") from None
 
 
+# `train.<task>.monitor: last`, for every task: best.ckpt is the last epoch's weights (with the detector's
+# `ema_epochs`, their moving average over about the last epochs), as torchvision's and Detectron2's detection
+# references ship theirs; no metric on a small validation split picks an epoch, and nothing stops early
+LAST = "last"
+
+
 def monitor_mode(name: str) -> str:
     """Lightning's mode for a monitored metric: losses fall, the others rise."""
     return "min" if name.endswith("loss") else "max"

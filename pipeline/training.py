@@ -29,7 +29,7 @@ from pipeline.io.atomic import atomic_write_json, partial_dir, resumable_dir
 from pipeline.lr_finder import lr_finder
 from pipeline.precision import resolve_precision, set_dense_precision
 from pipeline.schema import LrFind
-from pipeline.tasks import get_task, headline_metrics, monitor_mode
+from pipeline.tasks import LAST, get_task, headline_metrics, monitor_mode
 from pipeline.throughput import Throughput
 from pipeline.tracking import (
     check_reachable,
@@ -46,6 +46,8 @@ from pipeline.tracking import (
 )
 from pipeline.tracking_offline import JOURNAL, Journal, ResilientMLFlowLogger, guarded
 
+BEST = Path("best.ckpt")  # the weights evaluation and export use: the best epoch by `monitor`, or the last
+LAST_CHECKPOINT = Path("last.ckpt")  # the last epoch's full state: what a resume continues
 MODEL_FILE = "model.json"  # what rebuilds the network: model config, classes, input size
 PREPROCESS_FILE = "preprocess.json"  # the eval pipeline, so the folder alone runs on new images
 RUN_FILE = "run.json"  # the MLflow run of this training (evaluation logs to it too)
@@ -144,10 +146,10 @@ class TrackedRun:
 
 def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
     """Fit ``spec.module`` on ``spec.data`` for ``spec.epochs`` in the MLflow run of ``run.stage``;
-    writes ``run.out_dir``/{best,last}.ckpt (best by ``spec.monitor``), model.json, run.json and the
-    copies of ``spec.files``. The folder appears complete or not at all: the training works in
+    writes ``run.out_dir``/{best,last}.ckpt (best by ``spec.monitor``; with ``last``, the last), model.json,
+    run.json and the copies of ``spec.files``. The folder appears complete or not at all: the training works in
     ``.<out_dir>.partial``, which an interrupted run leaves for ``resume``; its MLflow run then ends
-    KILLED (interrupted) or FAILED (an error). Returns (trainer, logger, checkpoint callback)."""
+    KILLED (interrupted) or FAILED (an error). Returns (trainer, logger)."""
     module, data, out_dir, manifest, monitor = spec.module, spec.data, run.out_dir, run.manifest, spec.monitor
     resume, run_id = run.resume, run.run_id
     primary = rank_zero_only.rank == 0  # under DDP every rank runs this; the run and its files are rank zero's
@@ -161,7 +163,7 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
     if primary and not resume:
         end_abandoned_run(cfg, partial_dir(out_dir))
     with resumable_dir(out_dir, resume, primary) as work:
-        ckpt = work / "last.ckpt"
+        ckpt = work / LAST_CHECKPOINT
         resuming = resume and ckpt.is_file()
         logger = open_logger(cfg, run.stage, manifest, previous_run_id(work) if resuming else run_id, journal_dir=work)
         logger.shown_dir = out_dir
@@ -176,14 +178,17 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
                 atomic_write_json(work / MODEL_FILE, spec.model_info)
                 for name, source in spec.files.items():
                     shutil.copyfile(source, work / name)
-            checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor=monitor, mode=monitor_mode(monitor),
-                                         auto_insert_metric_name=False, enable_version_counter=False)
+            # monitor last: no metric picks an epoch; best.ckpt is last.ckpt, copied after the fit (a second
+            # ModelCheckpoint without a monitor would share last's state key, which Lightning refuses)
+            checkpoint = None if monitor == LAST else ModelCheckpoint(
+                dirpath=work, filename=BEST.stem, monitor=monitor, mode=monitor_mode(monitor),
+                auto_insert_metric_name=False, enable_version_counter=False)
             # every epoch's end: Lightning 2.6's save_last writes only when the best one improved
-            last = ModelCheckpoint(dirpath=work, filename="last", enable_version_counter=False)
+            last = ModelCheckpoint(dirpath=work, filename=LAST_CHECKPOINT.stem, enable_version_counter=False)
             finder = lr_finder(spec.lr_find, work) if spec.lr_find is not None else []
             # best first: last holds its state
-            all_callbacks = [checkpoint, last, PortableCheckpointPaths(), EpochTables(work / EPOCHS), Throughput(),
-                             *spec.callbacks, *run.callbacks, *finder]
+            all_callbacks = [*([checkpoint] if checkpoint else []), last, PortableCheckpointPaths(),
+                             EpochTables(work / EPOCHS), Throughput(), *spec.callbacks, *run.callbacks, *finder]
             if spec.patience:
                 all_callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=spec.patience))
             trainer = L.Trainer(max_epochs=spec.epochs, logger=logger, callbacks=all_callbacks,
@@ -192,7 +197,9 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
             with system_metrics(cfg, logger, primary, resuming or run_id is not None):
                 trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if resuming else None, weights_only=True)
             if trainer.is_global_zero:
-                for path in [work / "best.ckpt", work / MODEL_FILE, *spec.artifacts]:
+                if checkpoint is None:
+                    shutil.copyfile(work / LAST_CHECKPOINT, work / BEST)
+                for path in [work / BEST, work / MODEL_FILE, *spec.artifacts]:
                     if Path(path).is_file():
                         logger.log_artifact(path, run.artifact_folder)
                 if logger.offline:
@@ -204,7 +211,7 @@ def tracked_fit(cfg: DictConfig, spec: FitSpec, run: TrackedRun):
                 elif tracking_uri(cfg.logger).startswith(("http://", "https://")):
                     base = redact(tracking_uri(cfg.logger))  # no password on the screen
                     print(f"MLflow run: {ui_address(base, logger.experiment_id, logger.run_id)}")
-    return trainer, logger, checkpoint
+    return trainer, logger
 
 
 def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], FitSpec], pipelines_dir: str | Path,
@@ -221,10 +228,10 @@ def fit(cfg: DictConfig, task: str, build: Callable[[DictConfig, Path, Path], Fi
     artifacts = [train_pipeline, eval_pipeline] + ([Path(preview)] if preview and Path(preview).is_file() else [])
     spec = replace(spec, monitor=tc.monitor, patience=tc.early_stopping_patience, lr_find=tc.lr_find,
                    artifacts=artifacts, files={PREPROCESS_FILE: eval_pipeline})
-    trainer, logger, checkpoint = tracked_fit(cfg, spec, run)
+    trainer, logger = tracked_fit(cfg, spec, run)
     return {"run_id": logger.run_id, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "classes": spec.model_info["classes"], "epochs": trainer.current_epoch,
-            "best": str(run.out_dir / Path(checkpoint.best_model_path).name), **spec.result()}
+            "best": str(run.out_dir / BEST), **spec.result()}
 
 
 @contextlib.contextmanager

@@ -133,7 +133,7 @@ def edited_params(tmp_path: Path, path: str, value, delete: bool = False) -> Pat
     ("train.detector.optimizer.name", "sdg", "'train.detector.optimizer.name' expects one of adamw, adam, sgd, "
                                              "got 'sdg'"),
     ("train.classifier.monitor", "val_map", "train.classifier.monitor: 'val_map' is not a metric the classifier logs "
-                                            "every epoch; choose one of val_loss, val_acc, val_f1"),
+                                            "every epoch; choose one of val_loss, val_acc, val_f1, or last"),
     ("train.detector.epochs", "atuo", "train.detector.epochs: 'atuo' is neither a positive integer nor auto"),
     ("augment.detector.input_size", [160], "augment.detector.input_size: [160] is neither [width, height] "
                                            "(positive integers) nor auto"),
@@ -148,6 +148,16 @@ def test_a_mistake_in_params_yaml_stops_the_first_stage_in_one_line(tmp_path, pa
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.strip() == f"error: {params}: {expected}", done.stderr
     assert time.monotonic() - start < 30 and not (tmp_path / "o").exists()
+
+
+def test_monitor_last_is_every_tasks_choice_and_stops_nothing_early():
+    """`monitor: last` (best.ckpt: the last epoch's weights) is accepted for every task, and refused
+    beside an early-stopping patience, which needs a metric to watch."""
+    cfg = compose(["data=synthetic_tiny", *(f"train.{task}.monitor=last" for task in TASKS)])
+    assert {cfg.train[task].monitor for task in TASKS} == {"last"}
+    with pytest.raises(ValueError, match="train.detector.early_stopping_patience needs a metric to watch, and "
+                                         "monitor is last"):
+        compose(["data=synthetic_tiny", "train.detector.monitor=last", "train.detector.early_stopping_patience=3"])
 
 
 def test_checking_params_yaml_imports_no_deep_learning_library():

@@ -32,7 +32,7 @@ from pipeline.heatmap.fcn import FullyConvolutional
 from pipeline.heatmap.settings import FcnTrain
 from pipeline.io.atomic import atomic_write_json, resumable_dir
 from pipeline.models.pretrained import project_checkpoint_state
-from pipeline.training import RUN_FILE, FitSpec, TrackedRun, log_to_run, previous_run_id, tracked_fit
+from pipeline.training import BEST, RUN_FILE, FitSpec, TrackedRun, log_to_run, previous_run_id, tracked_fit
 
 CLASSIFIER_DIR = "classifier"
 DENSE_DIR = "dense"  # the dense fine-tuning's checkpoints
@@ -66,9 +66,9 @@ def fine_tune(cfg: DictConfig, fcn: FullyConvolutional, classes: list[str], mani
                          data.steps_per_epoch(), seed)
     fcn.train()  # converted from a classifier in eval mode; Lightning keeps submodules' modes
     spec = FitSpec(data, module, tc.dense.epochs, {}, {}, "", monitor="dense_val_loss")
-    trainer, _, checkpoint = tracked_fit(cfg, spec, TrackedRun(STAGE, out_dir, manifest, resume, run_id=run_id,
-                                                              artifact_folder="dense"))
-    fcn.load_state_dict(project_checkpoint_state(out_dir / Path(checkpoint.best_model_path).name))
+    trainer, _ = tracked_fit(cfg, spec, TrackedRun(STAGE, out_dir, manifest, resume, run_id=run_id,
+                                                  artifact_folder="dense"))
+    fcn.load_state_dict(project_checkpoint_state(out_dir / BEST))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 

@@ -19,11 +19,15 @@ from tests.conftest import tiny_config
 
 def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_path):
     cfg = tiny_config(tmp_path, "train.detector.epochs=2", "train.detector.freeze_epochs=1",
-                      "train.detector.batch_size=8", "train.detector.ema_epochs=1")
+                      "train.detector.batch_size=8", "train.detector.ema_epochs=1", "train.detector.monitor=last")
     result = train_detector(cfg, tiny_data / "prepared/manifest.json", tiny_data / "augment", tmp_path / "det")
     best = torch.load(tmp_path / "det/best.ckpt", weights_only=True)  # the average, the weights as trained beside it
     head = next(k for k in best["state_dict"] if k.startswith("net.class_heads"))
     assert not torch.equal(best["state_dict"][head], best["current_model_state"][head])
+    # monitor last: the last epoch's average ships, no metric picked an epoch
+    last = torch.load(tmp_path / "det/last.ckpt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 1 and torch.equal(best["state_dict"][head], last["state_dict"][head])
+    assert [state["monitor"] for key, state in best["callbacks"].items() if key.startswith("ModelCheckpoint")] == [None]
     assert {"val_map_50", "val_map", "train_loss", "val_loss"} <= set(result["metrics"])
     client = MlflowClient(tracking_uri(cfg.logger))
     run = client.get_run(result["run_id"])
