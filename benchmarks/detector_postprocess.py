@@ -7,11 +7,12 @@ post-processing variant.
 
 A variant sets keys of `train.detector.postprocess` on top of what each model was trained with
 (default variants: NMS alone, and box voting among the boxes overlapping by more than 0.5, 0.6
-and 0.7 with weights score ** 1, 2 and 4). Prints every model, then a table per variant of mean ±
-sd over the models (seeds): validation and test mAP@0.5, mAP@[.5:.95] and mAP@0.75. The split, the
-eval pipeline and the checkpoint are the work folder's, so the variants differ in their post-processing
-alone. Several work folders of one dataset (runs with other seeds) are pooled: their split is the
-project's.
+and 0.7 with weights score ** 1, 2 and 4). Prints every model, then a table per variant (per setting
+and variant where the folders hold several settings) of mean ± sd over the models (seeds): validation
+and test mAP@0.5, mAP@[.5:.95] and mAP@0.75. The split, the eval pipeline and the checkpoint are the
+work folder's, so the variants differ in their post-processing alone; ``--checkpoint last.ckpt``
+scores each training's last epoch instead of its best.ckpt. Several work folders of one dataset (runs
+with other seeds) are pooled: their split is the project's.
 """
 
 from __future__ import annotations
@@ -53,16 +54,19 @@ def main() -> None:
     parser.add_argument("work", type=Path, nargs="+", help="detector_raccoon.py work folders of one dataset")
     parser.add_argument("--variant", nargs="+", action="append", metavar="NAME KEY=VALUE",
                         help="a named post-processing (default: NMS alone, and voting at several IoUs and powers)")
+    parser.add_argument("--checkpoint", default="best.ckpt",
+                        help="the checkpoint of each model folder scored (default best.ckpt; last.ckpt: the last "
+                             "epoch's weights, their moving average where the training kept one)")
     args = parser.parse_args()
     variants = [(v[0], v[1:]) for v in args.variant] if args.variant else VARIANTS
     models = sorted((p for work in args.work for p in work.glob("detector_*") if p.is_dir()), key=lambda p: p.name)
     if not models:
         raise SystemExit(f"{' '.join(map(str, args.work))}: no trained detector_* folders "
                          "(run benchmarks/detector_raccoon.py first)")
-    scores = {name: [] for name, _ in variants}
+    scores = {}  # {(setting, variant): [results per model]}
     for model in models:
         setting = model.name.removeprefix("detector_").rsplit("_", 1)[0]  # detector_<setting>_<seed>
-        net, anchors, coder, info = load_detector(model)
+        net, anchors, coder, info = load_detector(model, args.checkpoint)
         data = DetectionData(model.parent / "prepared/manifest.json", model.parent / f"augment_{setting}", 16, 0, 0)
         splits = [s for s in SPLITS if data.samples.get(s)]
         for name, assignments in variants:
@@ -71,15 +75,18 @@ def main() -> None:
             for split in splits:
                 preds, targets, _ = predict(net, anchors, coder, scored, data, split)
                 result[split] = detection_metrics(preds, targets, info["classes"])
-            scores[name].append(result)
+            scores.setdefault((setting, name), []).append(result)
             print(f"{model.name} {name}: " + "; ".join(
                 f"{s} " + ", ".join(f"{k} {result[s][k]:.4f}" for k in METRICS) for s in splits), flush=True)
-    splits = list(scores[variants[0][0]][0])
-    models_shown = f"{len(models)} models, mean ± sd" if len(models) > 1 else "1 model"
-    print_table([f"{models[0].parent.name.split('-')[0]}: post-processing ({models_shown})",
+    splits = list(next(iter(scores.values()))[0])
+    settings = sorted({setting for setting, _ in scores})
+    shown = lambda setting, name: f"{setting}, {name}" if len(settings) > 1 else name  # noqa: E731
+    counts = {len(results) for results in scores.values()}
+    models_shown = f"{max(counts)} models, mean ± sd" if max(counts) > 1 else "1 model"
+    print_table([f"{models[0].parent.name.split('-')[0]}: {args.checkpoint}, post-processing ({models_shown})",
                  *(f"{s} {k}" for s in splits for k in METRICS)],
-                [[name, *(spread([r[s][k] for r in scores[name]], 4) for s in splits for k in METRICS)]
-                 for name, _ in variants])
+                [[shown(setting, name), *(spread([r[s][k] for r in results], 4) for s in splits for k in METRICS)]
+                 for (setting, name), results in scores.items()])
 
 
 if __name__ == "__main__":
