@@ -34,8 +34,8 @@ from pipeline.detect.data import DetectionData
 from pipeline.detect.epochs import training_epochs
 from pipeline.detect.evaluate import predict
 from pipeline.detect.metrics import detection_metrics
-from pipeline.detect.postprocess import detections
 from pipeline.detect.train import load_detector
+from pipeline.detect.views import Detector
 from pipeline.io.images import read_image
 from pipeline.predict.preprocess import batch, fit
 
@@ -68,8 +68,7 @@ def whole_image_scores(work: Path, name: str) -> tuple[dict, float]:
         for sample in samples:
             pixels = read_image(manifest.path_of(sample)).pixels
             fitted, placement = fit(pixels, tuple(info["input_size"]), "letterbox")
-            found = detections(*net(torch.from_numpy(batch([fitted]))), anchors, coder, tuple(info["input_size"]),
-                               **info["postprocess"])[0]
+            found = Detector(net, anchors, coder, info)(torch.from_numpy(batch([fitted])))[0]
             boxes = placement.to_image(found["boxes"].numpy())
             preds.append({**found, "boxes": torch.from_numpy(boxes.astype(np.float32))})
     seconds = (time.perf_counter() - start) / len(samples)

@@ -25,9 +25,9 @@ import torch
 import pipeline  # noqa: F401  (offline environment defaults)
 from pipeline.config import load_params
 from pipeline.detect.data import DetectionData
-from pipeline.detect.postprocess import detections
 from pipeline.detect.settings import DetectorModel
 from pipeline.detect.train import build_detector, detector_module
+from pipeline.detect.views import Detector, resolved_flip
 from pipeline.precision import cpu_has_native_bf16
 
 
@@ -95,9 +95,11 @@ def main() -> None:
     net.to(memory_format=torch.contiguous_format)
     net.eval()
 
-    @torch.no_grad()
+    postprocess = {**tc.postprocess, "flip": resolved_flip(tc.postprocess.flip, data.pipelines[True])}
+    detector = Detector(net, anchors, coder, {"input_size": list(size), "postprocess": postprocess})
+
     def infer(batch):
-        detections(*net(batch["images"]), anchors, coder, size, **tc.postprocess)
+        detector(batch["images"])
 
     speed = images_per_second(infer, batches, args.steps)
     print(f"inference + post-processing, batch {tc.batch_size}: {speed:.1f} img/s")

@@ -240,11 +240,15 @@ def test_models_the_data_cannot_train_are_refused_with_the_fix(data, models, fit
     ("train.detector.postprocess.vote_iou=1.5",
      "train.detector.postprocess.vote_iou: 1.5 is neither an IoU in [0, 1) nor null (no voting)"),
     ("train.detector.postprocess.vote_power=-1", "train.detector.postprocess.vote_power: -1.0 is not a number >= 0"),
+    ("train.detector.postprocess.flip=sometimes",
+     "train.detector.postprocess.flip: 'sometimes' is not auto, true or false"),
+    ("train.detector.postprocess.flip=1", "train.detector.postprocess.flip: 1 is not auto, true or false"),
 ])
 def test_counts_that_cannot_train_are_refused_before_any_work_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         compose([override])
-    compose(["train.fcn.dense.epochs=0", "train.classifier.num_workers=auto"])  # allowed: no dense phase; auto
+    compose(["train.fcn.dense.epochs=0", "train.classifier.num_workers=auto",  # allowed: no dense phase; auto
+             "train.detector.postprocess.flip=false"])
 
 
 def test_a_data_root_with_a_tilde_is_refused_with_the_full_path_to_give():

@@ -18,10 +18,10 @@ from pipeline.data.manifest import Manifest
 from pipeline.data.split import evaluated_splits
 from pipeline.detect.data import DetectionData
 from pipeline.detect.metrics import detection_metrics
-from pipeline.detect.postprocess import detections
 from pipeline.detect.report import confidence_report, save_anchor_picture, save_label_statistics
 from pipeline.detect.train import load_detector
-from pipeline.devices import accelerator_device, module_device, to_device
+from pipeline.detect.views import Detector
+from pipeline.devices import accelerator_device
 from pipeline.io.atomic import atomic_dir, atomic_write_json
 from pipeline.predict.tiles import sliced_detections
 from pipeline.training import log_to_run
@@ -35,12 +35,10 @@ DRAW_SCORE = 0.3  # predictions drawn on the pictures
 def tile_detector(net, anchors, coder, info: dict):
     """A function from tiles (H x W x 3 uint8) to each tile's detections in numpy, for sliced
     inference; tiles go to the network's device."""
-    device = module_device(net)
-    anchors = anchors.to(device)  # once, not per batch of tiles
+    detector = Detector(net, anchors, coder, info)
 
     def detect(tiles: list[np.ndarray]) -> list[dict]:
-        images = torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).to(device, non_blocking=True)
-        found = detections(*net(images), anchors, coder, tuple(info["input_size"]), **info["postprocess"])
+        found = detector(torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()))
         return [{k: v.cpu().numpy() for k, v in f.items()} for f in found]
 
     return detect
@@ -69,12 +67,10 @@ def predict(net, anchors, coder, info: dict, data: DetectionData, split: str):
     into tiles when the model was trained on tiles)."""
     if info["tiles"]:
         return predict_sliced(net, anchors, coder, info, data, split)
-    device = module_device(net)
-    anchors = anchors.to(device)
+    detector = Detector(net, anchors, coder, info)
     preds, targets, images = [], [], []
     for batch in data.loader(split, augment=False, shuffle=False):
-        found = detections(*net(to_device(batch["images"], device)), anchors, coder, tuple(info["input_size"]),
-                           **info["postprocess"])
+        found = detector(batch["images"])
         preds += [{k: v.cpu() for k, v in f.items()} for f in found]
         targets += [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])]
         images += list(batch["images"])

@@ -12,33 +12,36 @@ from torch import nn
 from pipeline.data.manifest import Manifest
 from pipeline.detect.parity import compare as compare_detections
 from pipeline.detect.parity import failures as detection_failures
+from pipeline.detect.views import scores_and_boxes, twin_order
 from pipeline.models.exportable import SAMPLES, Exportable, val_pixels
 from pipeline.predict.preprocess import fit_batch, network_batch
 from pipeline.tasks import TASKS
 
 
 class DetectorGraph(nn.Module):
-    """Images -> sigmoid scores B x A x K and decoded boxes B x A x 4 (xyxy, fractions of the input)."""
+    """Images -> sigmoid scores B x A x K and decoded boxes B x A x 4 (xyxy, fractions of the input),
+    averaged with the mirror image's where the model's post-processing flips (pipeline/detect/views.py)."""
 
     outputs = TASKS["detector"].outputs
 
-    def __init__(self, net: nn.Module, anchors: torch.Tensor, coder, input_size: tuple[int, int]):
+    def __init__(self, net: nn.Module, anchors: torch.Tensor, coder, input_size: tuple[int, int], flip: bool):
         super().__init__()
         self.net, self.coder = net, coder
         self.register_buffer("anchors", anchors.clone())
+        self.register_buffer("twins", twin_order(net.grids, net.per_cell) if flip else None)
         width, height = input_size
         self.register_buffer("scale", torch.tensor([width, height, width, height], dtype=torch.float32))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, deltas = self.net(images)
-        return torch.sigmoid(logits), self.coder.decode(deltas, self.anchors) / self.scale
+        scores, boxes = scores_and_boxes(self.net, images, self.anchors, self.coder, self.twins)
+        return scores, boxes / self.scale
 
 
 @torch.no_grad()
 def detection_parity(ex: Exportable, session) -> tuple[str, dict, list[str]]:
     """Torchvision post-processing of eager PyTorch's outputs vs `predict`'s numpy post-processing of
     onnxruntime's, on every example batch, compared as pipeline.detect.parity says."""
-    from pipeline.detect.postprocess import detections as torch_detections
+    from pipeline.detect.postprocess import select
     from pipeline.predict.postprocess import detections as numpy_detections
     from pipeline.predict.postprocess import settings
 
@@ -46,12 +49,10 @@ def detection_parity(ex: Exportable, session) -> tuple[str, dict, list[str]]:
     size = tuple(ex.spec["preprocessing"]["input_size"])
     reference, candidate, raw_reference, raw_candidate = [], [], [], []
     pixels = torch.tensor([size[0], size[1], size[0], size[1]], dtype=torch.float32)
-    for x in ex.inputs:
-        logits, deltas = graph.net(torch.from_numpy(x))
-        reference += [{k: v.numpy() for k, v in found.items()}
-                      for found in torch_detections(logits, deltas, graph.anchors, graph.coder, size, **post)]
-        raw_reference += [{"boxes": (graph.coder.decode(d, graph.anchors) / graph.scale * pixels).numpy(),
-                           "scores": torch.sigmoid(lg).numpy()} for lg, d in zip(logits, deltas)]
+    for x in ex.inputs:  # the model's own path, not the graph's forward, which is what is checked
+        scores, boxes = scores_and_boxes(graph.net, torch.from_numpy(x), graph.anchors, graph.coder, graph.twins)
+        reference += [{k: v.numpy() for k, v in found.items()} for found in select(scores, boxes, size, **post)]
+        raw_reference += [{"boxes": b.numpy(), "scores": s.numpy()} for s, b in zip(scores, boxes)]
         scores, boxes = session.run(None, {"images": x})
         candidate += [numpy_detections(s, b, size, **post) for s, b in zip(scores, boxes)]
         raw_candidate += [{"boxes": b * pixels.numpy(), "scores": s} for s, b in zip(scores, boxes)]
@@ -79,5 +80,5 @@ def load_detector_export(cfg: DictConfig, model_dir: Path, manifest: Manifest,
     spec = {"task": "detector", "labels": info["classes"], "preprocessing": pre, "postprocessing": post,
             "model": info["model"]}
     example = network_batch(images[0], pre)[:SAMPLES] if info["tiles"] else fit_batch(images, pre)[0]
-    return Exportable(DetectorGraph(net, anchors, coder, size).eval(), spec, [example], images,
-                      parity=detection_parity)
+    graph = DetectorGraph(net, anchors, coder, size, info["postprocess"]["flip"]).eval()
+    return Exportable(graph, spec, [example], images, parity=detection_parity)

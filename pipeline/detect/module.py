@@ -15,6 +15,7 @@ from pipeline.detect.loss import DetectionLoss
 from pipeline.detect.model import SSD
 from pipeline.detect.postprocess import detections
 from pipeline.detect.scales import TrainingScales, rescale
+from pipeline.predict.postprocess import settings
 from pipeline.transfer import SeededSteps, TrainingPlan, TransferSchedule
 
 
@@ -26,7 +27,9 @@ class DetectorModule(SeededSteps, TransferSchedule, L.LightningModule):
         super().__init__()
         self.net, self.loss, self.coder, self.scales = net, loss, coder, scales
         self.register_buffer("anchors", anchors)
-        self.postprocess, self.input_size = asdict(plan.settings.postprocess), tuple(input_size)
+        # the per-epoch validation scores the image alone: `flip` (pipeline/detect/views.py) is evaluation's and
+        # the bundle's, where it costs one more forward pass per image, not one per epoch
+        self.postprocess, self.input_size = settings(asdict(plan.settings.postprocess)), tuple(input_size)
         self.follow(plan)
         self.val_map = MeanAveragePrecision(iou_type="bbox", backend="faster_coco_eval")
 

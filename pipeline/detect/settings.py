@@ -69,6 +69,7 @@ class Postprocess(Settings):
     max_detections: int = MISSING
     vote_iou: Optional[float] = MISSING  # box voting (pipeline/detect/postprocess.py); null: off
     vote_power: float = MISSING
+    flip: Any = MISSING  # auto | true | false: average with the mirror image's outputs (pipeline/detect/views.py)
 
 
 @dataclass

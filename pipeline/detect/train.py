@@ -22,6 +22,7 @@ from pipeline.detect.model import SSD
 from pipeline.detect.module import DetectorModule
 from pipeline.detect.scales import TrainingScales
 from pipeline.detect.settings import DetectorModel, DetectorTrain
+from pipeline.detect.views import resolved_flip
 from pipeline.models.finetune import load_trained
 from pipeline.models.pretrained import project_checkpoint_state
 from pipeline.predict.postprocess import SETTINGS as POSTPROCESS
@@ -96,11 +97,12 @@ def detector_fit(cfg: DictConfig, manifest: Path, pipelines_dir: Path) -> FitSpe
     net, anchors, coder = build_detector(mc, data.classes, input_size)
     module = detector_module(cfg, net, anchors, coder, len(data.classes), input_size, data.steps_per_epoch(),
                              spec_from_config(mc.anchors, len(net.grids)))
+    flip = resolved_flip(tc.postprocess.flip, data.pipelines[True])  # evaluation's and the bundle's
     model_info = {"model": asdict(mc), "classes": data.classes,
                   "input_size": list(input_size), "anchor_fit": anchor_fit,
-                  "postprocess": asdict(tc.postprocess),
+                  "postprocess": {**asdict(tc.postprocess), "flip": flip},
                   "tiles": data.tiles}  # None: whole images; else sliced inference (pipeline/predict/tiles.py)
-    derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size),
+    derived = {"anchors": len(anchors), "grids": str(net.grids), "input_size": list(input_size), "flip": flip,
                "classes": ",".join(data.classes), "train_images": len(data.samples["train"]), "epochs": module.epochs}
     if module.scales is not None:
         derived["multi_scale_sizes"] = " ".join(f"{w}x{h}" for w, h in module.scales.sizes)
@@ -130,7 +132,7 @@ def load_detector(model_dir: str | Path, checkpoint: str = "best.ckpt"):
     """(network in eval mode, anchors, coder, model.json) of a trained detector folder."""
     model_dir = Path(model_dir)
     info = json.loads((model_dir / MODEL_FILE).read_text())
-    missing = [key for key in POSTPROCESS if key not in info["postprocess"]]
+    missing = [key for key in (*POSTPROCESS, "flip") if key not in info["postprocess"]]
     if missing:  # a model trained by an earlier version of the pipeline
         raise ValueError(f"{model_dir / MODEL_FILE}: no postprocess {', '.join(missing)}; train it again "
                          f"(dvc repro train@detector)")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 BEST_CHECKPOINT = "best.ckpt"
 BUNDLE_PREFIXES = ("net.", "fcn.")  # the exported graphs wrap the network (each task's export.py)
-BUNDLE_EXTRAS = ("anchors", "scale")  # the detector graph's own buffers, not the network's
+BUNDLE_EXTRAS = ("anchors", "scale", "twins")  # the detector graph's own buffers, not the network's
 
 
 def bundle_state(folder: Path) -> dict[str, torch.Tensor]:

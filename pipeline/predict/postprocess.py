@@ -19,9 +19,17 @@ def check_voting(vote_iou, vote_power) -> None:
         raise ValueError(f"{VOTING}.vote_power: {vote_power!r} is not a number >= 0")
 
 
+def check_flip(flip) -> None:
+    """``flip`` (test-time augmentation with the mirror image, pipeline/detect/views.py): auto, true or false."""
+    if isinstance(flip, bool) or flip == "auto":
+        return
+    raise ValueError(f"{VOTING}.flip: {flip!r} is not auto, true or false")
+
+
 def check_postprocess(cfg) -> None:
     """The registry's check of `train.detector.postprocess`, before any work starts."""
     check_voting(cfg.train.detector.postprocess.vote_iou, cfg.train.detector.postprocess.vote_power)
+    check_flip(cfg.train.detector.postprocess.flip)
 
 
 def settings(postprocessing: dict) -> dict:

@@ -35,12 +35,14 @@ def test_train_detector_tracks_a_run_and_saves_a_loadable_model(tiny_data, tmp_p
         "tf_efficientnet_lite0"
     assert len(client.get_metric_history(run.info.run_id, "val_map_50")) == 2
     assert run.data.params["derived.epochs"] == "2"  # an explicit number of epochs is kept
+    assert run.data.params["derived.flip"] == "True"  # flip: auto with the default augmentation's mirror images
     assert 0 < float(run.data.params["derived.ema_decay"]) < 1
     # its neck and heads trained in bf16 where the CPU has it natively (pipeline.precision)
     assert run.data.params["derived.precision"] == "32-true"
     assert run.data.params["derived.dense_layers_precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
     assert {"best.ckpt", "model.json", "detector_eval.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     net, anchors, coder, info = load_detector(tmp_path / "det")
+    assert info["postprocess"]["flip"] is True  # as resolved: evaluation and export read it from here
     with torch.no_grad():
         logits, deltas = net(torch.zeros(1, 3, 160, 160))
     assert logits.shape == (1, len(anchors), len(info["classes"])) and deltas.shape == (1, len(anchors), 4)

@@ -133,8 +133,8 @@ def test_predict_gives_the_detectors_boxes_in_image_pixels(bundles, tiny_data):
     the pipeline and predict both pad it back to 160 x 160 with 20 rows above. PyTorch's detections
     on that input, moved up by those 20 rows, are predict's, box for box within a pixel."""
     from pipeline.detect.parity import compare
-    from pipeline.detect.postprocess import detections
     from pipeline.detect.train import load_detector
+    from pipeline.detect.views import Detector
 
     net, anchors, coder, info = load_detector(bundles / "models/detector")
     assert tuple(info["input_size"]) == (160, 160)
@@ -144,7 +144,7 @@ def test_predict_gives_the_detectors_boxes_in_image_pixels(bundles, tiny_data):
     assert all((x[:20] == 114).all() and np.array_equal(x[20:140], c) for x, c in zip(inputs, crops))
     batch = torch.stack([torch.from_numpy(x).permute(2, 0, 1) for x in inputs]).float()
     reference = []
-    for found in detections(*net(batch), anchors, coder, (160, 160), **info["postprocess"]):
+    for found in Detector(net, anchors, coder, info)(batch):
         boxes = found["boxes"].numpy() - np.array([0, 20, 0, 20], np.float32)
         reference.append({"boxes": np.clip(boxes, 0, [160, 120, 160, 120]), "scores": found["scores"].numpy(),
                           "labels": found["labels"].numpy()})
