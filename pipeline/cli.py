@@ -10,6 +10,7 @@ import sys
 import threading
 
 from pipeline.allocator import keep_freed_memory
+from pipeline.collector import collect_less_often
 from pipeline.io.images import ImageError
 
 USER_ERRORS = (FileNotFoundError, ValueError, ImageError, KeyError)
@@ -44,8 +45,10 @@ def run_script(main) -> None:
     module's objects one by one takes about 2 s on 2 CPU cores, paid by every stage of every
     `dvc repro`. The exit handlers run first (MLflow's, logging's, temporary folders'), and the
     standard streams are flushed; an error, or a thread still working, takes the ordinary exit.
-    Freed memory stays in the process for reuse (pipeline/allocator.py)."""
+    Freed memory stays in the process for reuse (pipeline/allocator.py), and the garbage collector runs
+    less often (pipeline/collector.py): both before the stage imports torch."""
     keep_freed_memory()
+    collect_less_often()
     try:
         main()
         code = 0

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 import pipeline  # noqa: F401  (sets offline/telemetry environment defaults)
 from pipeline.allocator import keep_freed_memory
+from pipeline.collector import collect_less_often
 from pipeline.config import compose
 from pipeline.tasks import get_task
 
@@ -123,6 +124,7 @@ def sweep_data_cache(tmp_path_factory) -> Path:
 
 def pytest_configure(config) -> None:
     keep_freed_memory()  # as the stages do: the tests train in their own processes too
+    collect_less_often()
 
 
 def pytest_collection_modifyitems(items) -> None:

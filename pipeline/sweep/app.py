@@ -24,8 +24,10 @@ def add_plugins() -> None:
 
 def entry() -> None:
     from pipeline.allocator import keep_freed_memory
+    from pipeline.collector import collect_less_often
 
     keep_freed_memory()  # the trials train in this process
+    collect_less_often()
     add_plugins()
     import hydra
 
