@@ -190,6 +190,11 @@ TRAIN = {  # one epoch at twice the default learning rate: enough for the detect
                         "model/classifier@model.multilabel=small_alexnet"]}
 
 
+# What a task's bundle is exported with beyond the defaults: the detector's also carries an int8 model, which
+# tests/export/test_int8.py checks (its export is the slowest of the four, so it is not exported again there).
+EXPORT = {"detector": ["export.int8.enabled=true", "export.int8.calibration_images=16", "export.int8.max_drop=1.0"]}
+
+
 # One tiny trained and exported model per task (export, predict, bad-input and load tests), the
 # tasks built side by side by the workers that need them, into one MLflow store.
 @pytest.fixture(scope="session")
@@ -202,7 +207,7 @@ def train_and_export(task: str, tiny_data: Path, root: Path) -> None:
     from pipeline.export.build import export_bundle
 
     manifest, pipelines = tiny_data / "prepared/manifest.json", tiny_data / "augment"
-    cfg = tiny_config(root, *TRAIN[task])
+    cfg = tiny_config(root, *TRAIN[task], *EXPORT.get(task, []))
     get_task(task).step("train")(cfg, manifest, pipelines, root / "models" / task)
     metrics = None
     if task == "multilabel":  # its bundle carries the thresholds its evaluation chose

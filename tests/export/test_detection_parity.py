@@ -153,27 +153,20 @@ class MovedBoxes(DetectorGraph):
         return scores, boxes * 1.01
 
 
-def test_a_graph_that_moves_boxes_by_one_percent_fails(tmp_path):
+def test_a_graph_that_moves_boxes_by_one_percent_fails_its_export_in_one_line_with_the_report_kept(tiny_data, tmp_path,
+                                                                                                  monkeypatch):
     graph, post = dense_detector()
     moved = MovedBoxes(graph.net, graph.anchors, graph.coder, (96, 96), flip=False).eval()
-    report = exported_parity(moved, post, tmp_path)
-    assert report["onnx_max_abs_diff"] < 1e-4  # the runtimes agree on the wrong graph ...
-    assert report["detections"]["unmatched"] > 0  # ... which does not compute the model's detections
-    assert report["failed"] and report["failed"][0].startswith("unmatched detections")
-
-
-def test_a_parity_failure_is_one_line_with_the_report_kept(bundles, tiny_data, tmp_path, monkeypatch):
-    import pipeline.predict.postprocess as postprocess
-
-    monkeypatch.setattr(detector_export, "DetectorGraph", MovedBoxes)
-    settings = postprocess.settings  # a low threshold: the briefly trained detector's candidates count
-    monkeypatch.setattr(postprocess, "settings", lambda p: {**settings(p), "score_threshold": 0.005})
-    cfg = tiny_config(tmp_path)
+    monkeypatch.setattr(detector_export, "load_detector_export", lambda *args: dense_exportable(moved, post))
     parity_file = tmp_path / "parity.json"
     with pytest.raises(build.ParityError) as error:
-        build.export_bundle("detector", cfg, bundles / "models/detector", tiny_data / "prepared/manifest.json", None,
-                            tmp_path / "bundle", parity_file)
+        build.export_bundle("detector", tiny_config(tmp_path), tmp_path / "model", tiny_data / "prepared/manifest.json",
+                            None, tmp_path / "bundle", parity_file)
     message = str(error.value)
     assert "\n" not in message and message.startswith("export detector: parity failed: unmatched detections")
     assert message.endswith(f"(the full report is in {parity_file})")
-    assert json.loads(parity_file.read_text())["failed"] and not (tmp_path / "bundle").exists()
+    report = json.loads(parity_file.read_text())
+    assert report["onnx_max_abs_diff"] < 1e-4  # the runtimes agree on the wrong graph ...
+    assert report["detections"]["unmatched"] > 0  # ... which does not compute the model's detections
+    assert report["failed"] and report["failed"][0].startswith("unmatched detections")
+    assert not (tmp_path / "bundle").exists()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, ONNX_FILE, PT2_FILE, SAMPLES_FILE
-from tests.conftest import PROJECT_ROOT, TRAIN, tiny_config
+from pipeline.predict.bundle import BUNDLE_FILE, CARD_FILE, INT8_FILE, ONNX_FILE, PT2_FILE, SAMPLES_FILE
+from tests.conftest import EXPORT, PROJECT_ROOT, TRAIN, tiny_config
 
 
 def test_the_alias_moves_only_when_the_key_metric_improves(bundles, monkeypatch):
@@ -76,7 +76,8 @@ def test_a_training_whose_run_the_store_lost_is_exported_into_a_new_run_that_nam
 @pytest.mark.parametrize("task", sorted(TRAIN))
 def test_bundle_is_parity_checked_and_complete(bundles, task):
     bundle = bundles / task
-    assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, PT2_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE}
+    int8 = {INT8_FILE} if "export.int8.enabled=true" in EXPORT.get(task, []) else set()
+    assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, PT2_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE} | int8
     parity = json.loads((bundles / f"parity_{task}.json").read_text())
     assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["pt2_max_abs_diff"] <= 1e-4
     assert parity["failed"] == []
