@@ -38,7 +38,8 @@ class ExponentialMovingAverage(WeightAveraging):
         """One update, in place, of a group of tensors of one dtype on one device: torch's EMA update at this
         step's decay, one fused kernel for the group rather than a few per tensor (the detector has a few
         hundred tensors: per tensor, the update costs several times more on a CPU, a launch each on a GPU)."""
-        decay = self.decay * (1.0 - math.exp(-float(updates) / self.warmup_steps))
+        done = int(self._average_model.n_averaged)  # ``updates`` on the host: reading it from a GPU would wait for it
+        decay = self.decay * (1.0 - math.exp(-done / self.warmup_steps))
         get_ema_multi_avg_fn(decay)(averaged, current, updates)
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -47,8 +48,11 @@ class ExponentialMovingAverage(WeightAveraging):
         if self._average_model is None:
             return
         # Lightning makes the average before the model reaches its device: moved there now, so that
-        # no step copies the weights between a GPU and the host
+        # no step copies the weights between a GPU and the host. Its count of updates stays on the host,
+        # where torch's AveragedModel reads it at every update (on a GPU each read would wait for the step).
         self._average_model.to(pl_module.device)
-        if not trainer.ckpt_path:
+        updates = self._average_model.n_averaged
+        if not trainer.ckpt_path:  # a resume goes on from the count its checkpoint holds
             self._average_model.module.load_state_dict(pl_module.state_dict())
-            self._average_model.n_averaged.zero_()
+            updates = torch.zeros_like(updates, device="cpu")
+        self._average_model.n_averaged = updates.cpu()

@@ -69,3 +69,18 @@ def test_the_decay_spans_the_horizon_in_steps():
     assert ema_decay(2, 50) == pytest.approx(0.99)
     with pytest.raises(ValueError, match="ema_epochs"):
         ema_decay(0, 50)
+
+
+def test_an_update_reads_nothing_back_from_the_training_device():
+    """On a GPU, reading a number back from the device waits for the step's work there. On the meta
+    device (no data at all) any such read fails, so a CPU machine sees one too."""
+    module = Line().to("meta")
+    average = ExponentialMovingAverage(0.6, 3.0)
+    average.setup(None, module, "fit")
+    trainer = type("Trainer", (), {"ckpt_path": None, "global_step": 0})()
+    average.on_train_start(trainer, module)
+    for step in (1, 2, 3):
+        trainer.global_step = step
+        average.on_train_batch_end(trainer, module, None, None, step - 1)
+    assert average._average_model.module.fit_line.weight.device.type == "meta"
+    assert int(average._average_model.n_averaged) == 3
