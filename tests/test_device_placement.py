@@ -13,7 +13,9 @@ from torch import nn
 from pipeline.classify.data import data_from_config
 from pipeline.classify.evaluate import predict_split
 from pipeline.config import compose
+from pipeline.heatmap.dense import DenseModule
 from pipeline.heatmap.fcn import FullyConvolutional
+from pipeline.heatmap.settings import DenseTrain
 from pipeline.heatmap.sliding import sliding_window_logits
 from pipeline.heatmap.stage import heatmap_methods
 from pipeline.models.classifier import build_classifier
@@ -89,3 +91,19 @@ def test_heatmap_methods_run_where_the_network_is(classifier_data):
     assert all(m.device.type == "cpu" and m.shape[0] == len(data.classes) for m in on_cpu.values())
     empty = sliding_window_logits(fcn.pooled, torch.zeros(3, 8, 8, dtype=torch.uint8, device=META), window, 8)
     assert empty.device == META and empty.shape[1:] == (0, 0)
+
+
+def test_the_fcns_dense_phase_sends_only_the_images_and_works_out_its_views_and_targets_on_the_host(classifier_data):
+    cfg, data = classifier_data
+    model = ClassifierModel.of(OmegaConf.merge(cfg.model.fcn, {"pretrained": "none"}))
+    window = data.input_size()
+    fcn = FullyConvolutional(build_classifier(model, [*data.classes, "background"], window), window)
+    module = DenseModule(fcn, len(data.classes), 0.25, DenseTrain.of(cfg.train.fcn.dense), None, 1, 0)
+    batch = {"images": torch.randint(0, 255, (2, 3, 96, 120), dtype=torch.uint8),
+             "boxes": [torch.tensor([[10.0, 20.0, 40.0, 50.0]]), torch.zeros(0, 4)],
+             "labels": [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]}
+    sent = module.transfer_batch_to_device(batch, META, 0)
+    assert sent["images"].device == META
+    assert [b.device.type for b in sent["boxes"] + sent["labels"]] == ["cpu"] * 4
+    fcn.to(META)  # a box read back from the network's device would fail here: a meta tensor holds no numbers
+    assert module.training_step(sent, 0).device == META

@@ -93,12 +93,17 @@ class DenseModule(SeededSteps, L.LightningModule):
     def on_fit_start(self) -> None:
         self.net.fast_layout()  # as the patch classifier trained (pipeline.transfer)
 
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        """The images go to the network's device; the boxes and labels stay on the host, where each view's
+        crop and the cells' targets are worked out (read back from a GPU, every box would wait for its work)."""
+        return {**batch, "images": super().transfer_batch_to_device(batch["images"], device, dataloader_idx)}
+
     def step(self, images: torch.Tensor, boxes: list, labels: list, split: str) -> torch.Tensor:
         logits = self.net(images)
         rows, cols = logits.shape[2:]
         targets = torch.stack([cell_targets(self.net.geometry, rows, cols, b, lab, self.context, self.background,
                                             self.dense.positive_iou, self.dense.negative_iou)
-                               for b, lab in zip(boxes, labels)])
+                               for b, lab in zip(boxes, labels)]).to(logits.device)  # one copy per step
         loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
         n = len(images)
         self.log(f"dense_{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
