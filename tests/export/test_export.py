@@ -76,7 +76,7 @@ def test_a_training_whose_run_the_store_lost_is_exported_into_a_new_run_that_nam
 @pytest.mark.parametrize("task", sorted(TRAIN))
 def test_bundle_is_parity_checked_and_complete(bundles, task):
     bundle = bundles / task
-    int8 = {INT8_FILE} if "export.int8.enabled=true" in EXPORT.get(task, []) else set()
+    int8 = {INT8_FILE} if task in EXPORT else set()  # exported with its int8 model (tests/conftest.py)
     assert {p.name for p in bundle.iterdir()} == {ONNX_FILE, PT2_FILE, BUNDLE_FILE, CARD_FILE, SAMPLES_FILE} | int8
     parity = json.loads((bundles / f"parity_{task}.json").read_text())
     assert parity["onnx_max_abs_diff"] <= 1e-4 and parity["pt2_max_abs_diff"] <= 1e-4
