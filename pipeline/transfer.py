@@ -52,6 +52,15 @@ def make_optimizer(spec: Optimizer, groups: list[dict], lr: float, weight_decay:
     return adam(groups, lr=lr, betas=(spec.momentum, 0.999), weight_decay=weight_decay, fused=fused or None)
 
 
+def group_multipliers(lr_mult, groups: int) -> list[float]:
+    """The last ``groups`` of ``lr_mult`` (a list written for a deeper network serves a shallower one);
+    too few for the network is an error, never a silent 1.0."""
+    if len(lr_mult) < groups:
+        raise ValueError(f"lr_mult {list(lr_mult)}: this network trains {groups} parameter groups (backbone early -> "
+                         f"late, then the new layers); give at least {groups} multipliers (the last {groups} are used)")
+    return list(lr_mult)[len(lr_mult) - groups:]
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
     """A training's course: its settings (`train.<task>`: optimizer, lr, lr_mult, weight decay,
@@ -127,8 +136,7 @@ class TransferSchedule:
     def configure_optimizers(self):
         plan, settings = self.plan, self.plan.settings
         groups = self.net.param_groups()
-        mult = settings.lr_mult
-        mults = mult[-len(groups):] if len(mult) >= len(groups) else [1.0] * len(groups)
+        mults = group_multipliers(settings.lr_mult, len(groups))
         optimizer = make_optimizer(settings.optimizer, [{"params": params, "lr": self.lr * m}
                                                         for params, m in zip(groups, mults)],
                                    self.lr, settings.weight_decay)

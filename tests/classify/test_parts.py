@@ -16,7 +16,7 @@ from pipeline.config import compose
 from pipeline.models.classifier import build_classifier
 from pipeline.models.pretrained import PretrainedUnavailable
 from pipeline.schema import Optimizer, OptimizerName
-from pipeline.transfer import TrainingPlan, make_optimizer, phase_schedule
+from pipeline.transfer import TrainingPlan, group_multipliers, make_optimizer, phase_schedule
 from tests.helpers import classifier_model
 
 
@@ -27,6 +27,13 @@ def test_one_cycle_warms_up_then_anneals():
     assert phase_schedule("cosine")(0) == 1.0 and phase_schedule("constant")(0.7) == 1.0
     with pytest.raises(ValueError, match="one_cycle"):
         phase_schedule("linear")
+
+
+def test_learning_rate_multipliers_take_the_last_per_group_and_refuse_too_few():
+    assert group_multipliers([0.1, 0.3, 1.0], 2) == [0.3, 1.0]  # a classifier's list on a two-group network
+    assert group_multipliers([0.1, 0.3, 1.0], 3) == [0.1, 0.3, 1.0]
+    with pytest.raises(ValueError, match=r"lr_mult \[0.1, 1.0\]: this network trains 3 parameter groups"):
+        group_multipliers([0.1, 1.0], 3)
 
 
 def test_auto_class_weights_balance_the_classes():
