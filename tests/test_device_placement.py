@@ -107,3 +107,4 @@ def test_the_fcns_dense_phase_sends_only_the_images_and_works_out_its_views_and_
     assert [b.device.type for b in sent["boxes"] + sent["labels"]] == ["cpu"] * 4
     fcn.to(META)  # a box read back from the network's device would fail here: a meta tensor holds no numbers
     assert module.training_step(sent, 0).device == META
+    module.validation_step(sent, 0)  # and so would its validation shares, were they worked out there

@@ -101,19 +101,19 @@ class DenseModule(SeededSteps, L.LightningModule):
     def step(self, images: torch.Tensor, boxes: list, labels: list, split: str) -> torch.Tensor:
         logits = self.net(images)
         rows, cols = logits.shape[2:]
-        targets = torch.stack([cell_targets(self.net.geometry, rows, cols, b, lab, self.context, self.background,
-                                            self.dense.positive_iou, self.dense.negative_iou)
-                               for b, lab in zip(boxes, labels)]).to(logits.device)  # one copy per step
+        host = torch.stack([cell_targets(self.net.geometry, rows, cols, b, lab, self.context, self.background,
+                                         self.dense.positive_iou, self.dense.negative_iou)
+                            for b, lab in zip(boxes, labels)])
+        targets = host.to(logits.device)  # one copy per step
         loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
         n = len(images)
         self.log(f"dense_{split}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        if split == "val":
-            predicted, scored = logits.argmax(1), targets != IGNORE
-            objects = scored & (targets != self.background)
-            self.log("dense_val_cell_acc", (predicted == targets)[scored].float().mean(), on_epoch=True, batch_size=n)
-            if objects.any():  # recall of object cells: the ones that make the heatmap
-                self.log("dense_val_object_recall", (predicted == targets)[objects].float().mean(), on_epoch=True,
-                         batch_size=n)
+        if split == "val":  # shares as sums over counts known on the host: no read back from the device
+            right = logits.argmax(1) == targets
+            for name, cells in (("cell_acc", lambda t: t != IGNORE),  # object recall: the cells that make the heatmap
+                                ("object_recall", lambda t: (t != IGNORE) & (t != self.background))):
+                if count := int(cells(host).sum()):
+                    self.log(f"dense_val_{name}", (right & cells(targets)).sum() / count, on_epoch=True, batch_size=n)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
