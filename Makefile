@@ -11,7 +11,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: repro test lint lock browser ui
 
-REPRO_JOBS ?= 2
+REPRO_JOBS ?= auto
 repro: $(STAMP)
 	python -m pipeline.repro --jobs $(REPRO_JOBS)
 

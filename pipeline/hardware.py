@@ -15,14 +15,24 @@ MAX_AUTO_WORKERS = 8
 # With two cores or fewer a loader process takes a core from the training itself: none, the data is loaded
 # in the training process.
 MIN_CORES_FOR_WORKERS = 3
+# `make repro`'s runner (pipeline/repro.py) gives each stage it runs side by side a share of the cores.
+STAGE_CORES_ENV = "PIPELINE_STAGE_CORES"
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (a container's or `taskset`'s limit, not the machine's)."""
+    """The cores this process may use: those it may run on (a container's or `taskset`'s limit, not the
+    machine's), or fewer where `make repro`'s runner gave its stage a share of them."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    share = os.environ.get(STAGE_CORES_ENV)
+    if share is None:
+        return cores
+    if not share.isdigit() or int(share) < 1:
+        raise ValueError(f"{STAGE_CORES_ENV}={share!r}: a count of cores (1 or more) is expected; unset it to use "
+                         f"all {cores}")
+    return min(cores, int(share))
 
 
 def loader_workers(setting: Any) -> int:

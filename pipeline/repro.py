@@ -11,9 +11,15 @@ ran (dvc.lock, the cache), as `dvc repro` would.
 
 - Which ready stage goes first: the one with the longest known path of stage times to the end of
   the DAG (the times of the last run, kept in .dvc/tmp/), else dvc.yaml's order.
+- How many at a time (``--jobs auto``): two on a small machine (on 2 cores, two side by side ran the
+  default DAG 20 % faster than one at a time: docs/benchmarks.md), one more per 4 cores beyond that,
+  and never more than the DAG's widest level has stages (the default DAG: its 4 trainings). On a
+  GPU machine the stages side by side share the GPU; their imports, reports and ONNX conversions,
+  which a GPU does not shorten, run on separate cores.
 - The cores are shared out: each stage gets ``cores // jobs`` threads (OMP_NUM_THREADS, which torch
-  reads), the same for every stage whatever else is running, so a run's numbers do not depend on
-  the order stages happened to start in. A thread count the user set is kept.
+  reads) and counts its loader processes (``num_workers: auto``) from that share, the same for every
+  stage whatever else is running, so a run's numbers do not depend on the order stages happened to
+  start in. A thread count the user set is kept.
 - A failed stage lets the running ones end and starts no other; the exit status is 1 and the
   failed stages are named. Ctrl+C stops them all.
 - Each line a stage prints is shown with the stage's name in front; a progress bar's updates
@@ -35,11 +41,13 @@ from pathlib import Path
 import networkx as nx
 
 from pipeline.cli import user_errors
-from pipeline.hardware import usable_cores
+from pipeline.hardware import STAGE_CORES_ENV, usable_cores
 from pipeline.io.workspace import RUNNER_ENV  # the workspace is claimed for the runner, not each stage's dvc
 
 TIMES = Path(".dvc/tmp/stage-seconds.json")  # each stage's seconds in the last run (ordering only)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+AUTO_JOBS = "auto"
+CORES_PER_EXTRA_JOB = 4  # a stage at a time per this many cores, from two
 
 
 @dataclass
@@ -54,6 +62,10 @@ class Dag:
         graph.add_nodes_from(self.order)
         graph.add_edges_from((name, need) for name, needs in self.needs.items() for need in needs)
         return graph
+
+    def width(self) -> int:
+        """The most stages at one depth of the DAG: how many can run side by side at most."""
+        return max((len(level) for level in nx.topological_generations(self.graph())), default=1)
 
     def limited_to(self, targets: list[str]) -> Dag:
         """The targets and every stage they depend on (as `dvc repro <targets>`)."""
@@ -166,9 +178,28 @@ class Scheduler:
         self.out.flush()
 
 
+def auto_jobs(cores: int, width: int) -> int:
+    """``--jobs auto``: two stages at a time, one more per 4 cores from 8, at most ``width``."""
+    return max(1, min(width, max(2, cores // CORES_PER_EXTRA_JOB)))
+
+
+def job_count(setting: str) -> int | None:
+    """``--jobs``: a count of 1 or more, or auto (None: decided from the cores and the DAG)."""
+    if setting == AUTO_JOBS:
+        return None
+    try:
+        jobs = int(setting)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{setting!r} is not a count of stages (1 or more) or auto")
+    return jobs
+
+
 def stage_env(jobs: int) -> dict[str, str]:
+    """Each stage's share of the cores: its torch threads and what `num_workers: auto` counts from."""
     threads = str(max(1, usable_cores() // jobs))
-    env = dict(os.environ, **{RUNNER_ENV: str(os.getpid())})
+    env = dict(os.environ, **{RUNNER_ENV: str(os.getpid()), STAGE_CORES_ENV: threads})
     for name in THREAD_VARIABLES:
         env.setdefault(name, threads)
     return env
@@ -186,20 +217,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help="stages to reproduce with what they depend on (default: all)")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="stages at a time (default 2)")
+    parser.add_argument("-j", "--jobs", type=job_count, default=AUTO_JOBS,
+                        help="stages at a time, or auto (default: 2, one more per 4 cores from 8, at most "
+                             "the DAG's widest level)")
     parser.add_argument("-f", "--force", action="store_true", help="run every stage, changed or not")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs {args.jobs}: at least 1")
     root = Path.cwd()
     dag = read_dag(root)
     if args.targets:
         dag = dag.limited_to(args.targets)
+    jobs = args.jobs or auto_jobs(usable_cores(), dag.width())
     # --quiet: the stage's own output only, without DVC's hints after each stage (git add dvc.lock, dvc push)
     command = ["dvc", "--quiet", "--wait-for-lock", "repro", "--single-item", *(["--force"] if args.force else [])]
     seconds = load_seconds(root)
     began = time.monotonic()
-    scheduler = Scheduler(dag, args.jobs, command, stage_env(args.jobs), seconds)
+    env = stage_env(jobs)
+    scheduler = Scheduler(dag, jobs, command, env, seconds)
+    scheduler.say(f"up to {jobs} stages at a time, {env[STAGE_CORES_ENV]} cores each ({usable_cores()} in all)")
     try:
         failed, took = scheduler.run()
     except KeyboardInterrupt:
@@ -211,7 +245,7 @@ def main(argv=None) -> int:
     if failed:
         scheduler.say(f"failed: {', '.join(failed)}; the stages that depend on them did not run")
         return 1
-    scheduler.say(f"{len(took)} stages in {time.monotonic() - began:.0f} s, {args.jobs} at a time")
+    scheduler.say(f"{len(took)} stages in {time.monotonic() - began:.0f} s, {jobs} at a time")
     return 0
 
 

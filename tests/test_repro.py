@@ -3,6 +3,7 @@ after the stages it depends on, with the cores shared out; a failed stage stops 
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.hardware import usable_cores
-from pipeline.repro import Dag, Running, Scheduler, critical_paths
+from pipeline.repro import Dag, Running, Scheduler, auto_jobs, critical_paths, job_count
 from tests.conftest import PROJECT_ROOT
 
 # Each stage claims the workspace as the project's stages do (pipeline/io/workspace.py), notes when it
@@ -73,6 +74,7 @@ def test_independent_stages_run_side_by_side_each_after_what_it_needs_and_dvc_re
     assert min(left["began"], right["began"]) >= first["ended"]
     assert last["began"] >= max(left["ended"], right["ended"])
     assert {s["threads"] for s in (first, left, right, last)} == {str(max(1, usable_cores() // 2))}
+    assert f"repro: up to 2 stages at a time, {max(1, usable_cores() // 2)} cores each" in done.stdout
     assert "left | 100%" in done.stdout and "working" not in done.stdout  # a progress bar's last state
     status = subprocess.run(["dvc", "status"], cwd=project, env=tool_env(), capture_output=True, text=True)
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
@@ -98,6 +100,21 @@ def test_targets_run_with_what_they_depend_on_and_an_unknown_one_is_named(projec
     assert not (project / "right.json").exists() and not (project / "last.json").exists()
     wrong = repro(project, "lfet")
     assert wrong.returncode == 1 and wrong.stderr.startswith("error: no stage named lfet in dvc.yaml")
+    none = repro(project, "-j", "0")
+    assert none.returncode == 2 and "'0' is not a count of stages (1 or more) or auto" in none.stderr
+
+
+def test_auto_runs_two_stages_at_a_time_then_one_more_per_four_cores_up_to_the_dags_width():
+    diamond = Dag(["first", "left", "right", "last"],
+                  {"first": set(), "left": {"first"}, "right": {"first"}, "last": {"left", "right"}})
+    chain = Dag(["first", "left"], {"first": set(), "left": {"first"}})
+    assert (diamond.width(), chain.width()) == (2, 1)
+    assert [auto_jobs(cores, 4) for cores in (1, 2, 4, 8, 11, 12, 16, 64)] == [2, 2, 2, 2, 2, 3, 4, 4]
+    assert (auto_jobs(16, diamond.width()), auto_jobs(16, chain.width())) == (2, 1)
+    assert (job_count("auto"), job_count("3")) == (None, 3)
+    for wrong in ("0", "-1", "two", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a count of stages"):
+            job_count(wrong)
 
 
 def test_a_stage_line_shows_the_last_state_of_a_progress_bar():
