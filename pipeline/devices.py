@@ -60,11 +60,3 @@ def to_device(batch: Any, device: torch.device) -> Any:
         return type(batch)(to_device(v, device) for v in batch)
     return batch
 
-
-def synchronize(device: torch.device) -> None:
-    """Wait for ``device``'s queued work: a clock read after it measures the work, not its launch."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-

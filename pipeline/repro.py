@@ -233,7 +233,9 @@ def main(argv=None) -> int:
     began = time.monotonic()
     env = stage_env(jobs)
     scheduler = Scheduler(dag, jobs, command, env, seconds)
-    scheduler.say(f"up to {jobs} stages at a time, {env[STAGE_CORES_ENV]} cores each ({usable_cores()} in all)")
+    share = env[STAGE_CORES_ENV]
+    scheduler.say(f"up to {jobs} stages at a time, {share} core{'' if share == '1' else 's'} each "
+                  f"({usable_cores()} in all)")
     try:
         failed, took = scheduler.run()
     except KeyboardInterrupt:
