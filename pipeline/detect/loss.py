@@ -63,8 +63,12 @@ class DetectionLoss(nn.Module):
         for b, lab in zip(boxes, labels):
             matched = self.match(b, anchors, levels=levels)
             pos = matched >= 0
-            onehot = torch.zeros(len(anchors), self.num_classes, device=anchors.device)
-            onehot[pos, lab.long()[matched[pos]]] = 1.0
+            # gathered for every anchor and masked, not indexed by the mask: per image, nothing is read back
+            # from a GPU (the counts of boxes are known on the host)
+            if len(b):
+                onehot = F.one_hot(lab.long()[matched.clamp(min=0)], self.num_classes).float() * pos.unsqueeze(1)
+            else:
+                onehot = torch.zeros(len(anchors), self.num_classes, device=anchors.device)
             assigned = b.float()[matched.clamp(min=0)] if len(b) else torch.zeros_like(anchors)
             cls.append(onehot), box.append(assigned), positive.append(pos), scored.append(matched != IGNORED)
         return torch.stack(cls), torch.stack(box), torch.stack(positive), torch.stack(scored)

@@ -35,8 +35,9 @@ def match_anchors(boxes: torch.Tensor, anchors: torch.Tensor, positive_iou: floa
         return matched
     iou = box_iou(boxes.float().to(anchors.device), anchors.float())  # G x A
     best_iou, best_box = iou.max(dim=0)
-    matched[best_iou >= positive_iou] = best_box[best_iou >= positive_iou]
-    matched[(best_iou >= negative_iou) & (best_iou < positive_iou)] = IGNORED
+    # torch.where, not matched[mask] = best_box[mask]: selecting by a mask reads the mask back from a GPU
+    matched = torch.where(best_iou >= positive_iou, best_box, matched)
+    matched[(best_iou >= negative_iou) & (best_iou < positive_iou)] = IGNORED  # a fill: nothing read back
     # forced best match: each box takes its best anchor (later boxes win a shared anchor)
     best_anchor = iou.argmax(dim=1)
     matched[best_anchor] = torch.arange(len(boxes), device=anchors.device)
@@ -72,6 +73,6 @@ def atss_anchors(boxes: torch.Tensor, anchors: torch.Tensor, levels: Sequence[in
               & (anchor_centres[None, :, 1] > boxes[:, None, 1]) & (anchor_centres[None, :, 1] < boxes[:, None, 3]))
     positive = is_candidate & inside & (iou >= threshold[:, None])
     best_iou, best_box = torch.where(positive, iou, torch.full_like(iou, -1.0)).max(dim=0)  # an anchor of two boxes
-    matched[best_iou >= 0] = best_box[best_iou >= 0]                                           # takes the closer fit
+    matched = torch.where(best_iou >= 0, best_box, matched)                                    # takes the closer fit
     matched[iou.argmax(dim=1)] = torch.arange(len(boxes), device=anchors.device)
     return matched

@@ -372,3 +372,17 @@ def test_the_larger_lite_presets_build_an_ssd_of_their_backbone_offline(preset, 
     with torch.no_grad():
         logits, deltas = net.eval()(torch.zeros(1, 3, 160, 160))
     assert logits.shape == (1, len(anchors), 2) and deltas.shape == (1, len(anchors), 4)
+
+
+@pytest.mark.parametrize("matching", [{"assigner": "iou"}, {"assigner": "atss", "topk": 2}])
+def test_anchor_matching_and_class_targets_read_nothing_back_from_the_device(matching):
+    # on the meta device a tensor holds no numbers: selecting by a mask (a read back from a GPU, per image
+    # and step) fails here; the same targets as on the CPU otherwise
+    settings = detector_training(matching=matching)
+    boxes, labels = [ATSS_BOX, torch.zeros(0, 4)], [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
+    on_cpu = DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, settings.matching, levels=[3, 3])
+    on_meta = DetectionLoss(ATSS_ANCHORS, 3, BoxCoder(), settings.loss, settings.matching, levels=[3, 3]).to("meta")
+    meta = on_meta.targets([b.to("meta") for b in boxes], [lab.to("meta") for lab in labels])
+    cpu = on_cpu.targets(boxes, labels)
+    assert [(t.device.type, t.shape, t.dtype) for t in meta] == [("meta", t.shape, t.dtype) for t in cpu]
+    assert cpu[0][0].sum() == cpu[2][0].sum() > 0 and cpu[0][1].sum() == 0  # one class per positive anchor
