@@ -12,7 +12,7 @@ ran (dvc.lock, the cache), as `dvc repro` would.
 - Which ready stage goes first: the one with the longest known path of stage times to the end of
   the DAG (the times of the last run, kept in .dvc/tmp/), else dvc.yaml's order.
 - How many at a time (``--jobs auto``): two on a small machine (on 2 cores, two side by side ran the
-  default DAG 20 % faster than one at a time: docs/benchmarks.md), one more per 4 cores beyond that,
+  default DAG 20 % faster than one at a time: docs/benchmarks.md), one per 4 cores on larger ones,
   and never more than the DAG's widest level has stages (the default DAG: its 4 trainings). On a
   GPU machine the stages side by side share the GPU; their imports, reports and ONNX conversions,
   which a GPU does not shorten, run on separate cores.
@@ -47,7 +47,7 @@ from pipeline.io.workspace import RUNNER_ENV  # the workspace is claimed for the
 TIMES = Path(".dvc/tmp/stage-seconds.json")  # each stage's seconds in the last run (ordering only)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 AUTO_JOBS = "auto"
-CORES_PER_EXTRA_JOB = 4  # a stage at a time per this many cores, from two
+CORES_PER_JOB = 4  # `--jobs auto`: a stage at a time per this many cores (at least two)
 
 
 @dataclass
@@ -179,8 +179,8 @@ class Scheduler:
 
 
 def auto_jobs(cores: int, width: int) -> int:
-    """``--jobs auto``: two stages at a time, one more per 4 cores from 8, at most ``width``."""
-    return max(1, min(width, max(2, cores // CORES_PER_EXTRA_JOB)))
+    """``--jobs auto``: a stage at a time per 4 cores, at least two, at most ``width``."""
+    return max(1, min(width, max(2, cores // CORES_PER_JOB)))
 
 
 def job_count(setting: str) -> int | None:
@@ -218,8 +218,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help="stages to reproduce with what they depend on (default: all)")
     parser.add_argument("-j", "--jobs", type=job_count, default=AUTO_JOBS,
-                        help="stages at a time, or auto (default: 2, one more per 4 cores from 8, at most "
-                             "the DAG's widest level)")
+                        help="stages at a time, or auto (default: one per 4 cores, at least 2, at most the "
+                             "DAG's widest level)")
     parser.add_argument("-f", "--force", action="store_true", help="run every stage, changed or not")
     args = parser.parse_args(argv)
     root = Path.cwd()
